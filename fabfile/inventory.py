@@ -1,0 +1,89 @@
+"""Fabric connections to the lab's hosts, from one cached `vagrant ssh-config`."""
+from dataclasses import dataclass
+
+import paramiko
+from fabric import Config, Connection
+
+from .errors import LabError
+from .state import state_dir
+
+CONNECT_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple
+
+
+def parse_ssh_config(text, hosts):
+    """Endpoints of `hosts` found in ssh-config `text` (as `vagrant ssh-config` prints it)."""
+    config = paramiko.SSHConfig.from_text(text)
+    declared = config.get_hostnames()
+    endpoints = {}
+    for host in hosts:
+        if host not in declared:
+            continue
+        entry = config.lookup(host)
+        endpoints[host] = Endpoint(host=host, hostname=entry.get("hostname", host),
+                                   port=int(entry.get("port", 22)), user=entry.get("user", "vagrant"),
+                                   identity_files=tuple(entry.get("identityfile", [])))
+    return endpoints
+
+
+class Inventory:
+    """The lab's SSH endpoints. The ssh-config is asked of Vagrant once and cached in the
+    state folder until `up`, `halt` or `destroy` invalidates it."""
+
+    def __init__(self, lab, vagrant_factory):
+        self.lab = lab
+        self._vagrant_factory = vagrant_factory
+        self.cache_path = state_dir(lab) / "ssh_config"
+
+    def invalidate(self):
+        self.cache_path.unlink(missing_ok=True)
+
+    def refresh(self, running=None):
+        """Ask Vagrant for the ssh-config of the running hosts and cache it.
+        `running` spares the status call when the caller knows which hosts run."""
+        vagrant = self._vagrant_factory()
+        if running is None:
+            running = [s.name for s in vagrant.status() if s.state == "running"]
+        running = [h for h in self.lab.host_names if h in running]
+        text = vagrant.ssh_config(running) if running else ""
+        tmp = self.cache_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(self.cache_path)
+        return text
+
+    def ssh_config_text(self, running=None):
+        if self.cache_path.exists():
+            return self.cache_path.read_text()
+        return self.refresh(running)
+
+    def endpoints(self, running=None):
+        return parse_ssh_config(self.ssh_config_text(running), self.lab.host_names)
+
+    def connections(self, hosts, states):
+        """({name: Connection}, [names not running]) for hosts. `states` is called only when
+        the cache lacks a host, to tell a stale cache (refresh it) from a stopped host."""
+        endpoints = self.endpoints()
+        missing = [h.name for h in hosts if h.name not in endpoints]
+        if missing:
+            running = [name for name, (state, _) in states().items() if state == "running"]
+            if set(missing) & set(running):
+                endpoints = parse_ssh_config(self.refresh(running), self.lab.host_names)
+        down = [h.name for h in hosts if h.name not in endpoints]
+        return {h.name: connect(endpoints[h.name]) for h in hosts if h.name in endpoints}, down
+
+
+def connect(endpoint):
+    # An empty SSHConfig: the endpoint is the whole truth, ~/.ssh/config is not consulted.
+    config = Config(ssh_config=paramiko.SSHConfig(), overrides={"run": {"in_stream": False}})
+    return Connection(host=endpoint.hostname, port=endpoint.port, user=endpoint.user,
+                      connect_timeout=CONNECT_TIMEOUT, config=config,
+                      connect_kwargs={"key_filename": list(endpoint.identity_files),
+                                      "look_for_keys": False, "allow_agent": False})

@@ -1,0 +1,141 @@
+"""The lab's machines: boot, status, halt, destroy, through Vagrant (and Docker's leftovers)."""
+import re
+import time
+
+from . import docker
+from .errors import LabError
+from .inventory import Inventory
+from .lab import PROJECT_DIR, check_provider_network
+from .output import info, say, table
+from .remote import HostResult, run_parallel
+from .providers import choose_provider, provider_in_use, usable
+from .vagrant import Vagrant
+
+VAGRANT_LINE = re.compile(r"^(==>|\s{4})\s?([\w-]+): ?(.*)$")
+MACHINES_DIR = PROJECT_DIR / ".vagrant" / "machines"
+
+
+class Machines:
+    def __init__(self, lab):
+        self.lab = lab
+        self._vagrant = None
+        self.inventory = Inventory(lab, lambda: self.vagrant)
+
+    @property
+    def vagrant(self):
+        if self._vagrant is None:
+            self._vagrant = Vagrant(self.lab)
+        return self._vagrant
+
+    def provider(self, requested=None):
+        provider = choose_provider(requested, provider_in_use(self.lab.host_names, MACHINES_DIR), usable)
+        check_provider_network(self.lab, provider)
+        return provider
+
+    def up(self, names=None, requested_provider=None, verbose=False):
+        started = time.monotonic()
+        hosts = [h.name for h in self.lab.select(names)]
+        provider = self.provider(requested_provider)
+        info(f"lab {self.lab.name}: booting {', '.join(hosts)} on {provider}")
+        if provider == "docker":
+            self._prepare_docker(hosts)
+        self.inventory.invalidate()
+        for line in self.vagrant.up(hosts, provider):
+            echo_vagrant_line(line, verbose)
+        everything = len(hosts) == len(self.lab.hosts)
+        self.inventory.refresh(running=hosts if everything else None)
+        info(f"lab {self.lab.name}: {len(hosts)} host(s) up on {provider} in "
+             f"{time.monotonic() - started:.1f}s")
+
+    def _prepare_docker(self, hosts):
+        if not docker.box_built():
+            docker.build_box(lambda line: say("box", line.removeprefix("[box] ")))
+        known = [p.read_text().strip() for p in MACHINES_DIR.glob("*/docker/id")]
+        orphans = docker.orphan_containers(self.lab, known)
+        if orphans:
+            raise LabError(
+                f"containers of lab {self.lab.name!r} exist that this checkout's Vagrant does not "
+                f"know (an earlier checkout or an interrupted run): {', '.join(sorted(orphans))}",
+                "clear them with `invoke destroy --yes`, then `invoke up`")
+        if docker.ensure_network(self.lab):
+            say("net", f"created Docker network {self.lab.name} ({self.lab.network}, "
+                       f"bridge {docker.bridge_name(self.lab)})")
+
+    def states(self):
+        """{host: (state, provider)}. On docker, read from Docker in one call (Vagrant's
+        status takes seconds there); elsewhere one `vagrant status`."""
+        in_use = provider_in_use(self.lab.host_names, MACHINES_DIR)
+        if in_use == {"docker"}:
+            return docker.machine_states(self.lab, MACHINES_DIR)
+        return {s.name: (s.state, s.provider or "-") for s in self.vagrant.status()}
+
+    def status_rows(self):
+        states = self.states()
+        running = [name for name, (state, _) in states.items() if state == "running"]
+        endpoints = self.inventory.endpoints(running) if running else {}
+        rows = []
+        for host in self.lab.hosts:
+            state, provider = states.get(host.name, ("unknown", "-"))
+            endpoint = endpoints.get(host.name) if state == "running" else None
+            ssh = f"{endpoint.user}@{endpoint.hostname}:{endpoint.port}" if endpoint else "-"
+            rows.append([host.name, host.role, host.ip, state, provider, ssh])
+        return rows
+
+    def connections(self, hosts):
+        """{name: Connection} of hosts; LabError naming the hosts that are not running."""
+        connections, down = self.inventory.connections(hosts, self.states)
+        if down:
+            raise LabError(f"not running: {', '.join(down)}",
+                           f"boot them: invoke up --hosts {','.join(down)}")
+        return connections
+
+    def run(self, hosts, command, sudo=False):
+        """Run command on hosts in parallel; a host that is not running counts as failed."""
+        connections, down = self.inventory.connections(hosts, self.states)
+        results = run_parallel(connections, command, sudo=sudo)
+        for name in down:
+            say(name, "not running")
+            results[name] = HostResult(name, -1, error="not running")
+        return results
+
+    def status(self):
+        return table(["host", "role", "ip", "state", "provider", "ssh"], self.status_rows())
+
+    def halt(self, names=None, force=False):
+        hosts = [h.name for h in self.lab.select(names)]
+        self.inventory.invalidate()
+        for host in hosts:
+            say(host, "halting" + (" (forced)" if force else ""))
+        self.vagrant.halt(hosts, force=force)
+        for host in hosts:
+            say(host, "halted")
+
+    def destroy(self):
+        self.inventory.invalidate()
+        info(f"lab {self.lab.name}: destroying every host")
+        self.vagrant.destroy()
+        removed = []
+        if usable("docker")[0]:
+            removed = docker.remove_lab_leftovers(self.lab)
+        for item in removed:
+            say("docker", f"removed {item}")
+        info(f"lab {self.lab.name}: destroyed")
+
+
+def echo_vagrant_line(line, verbose=False):
+    """Vagrant's `==> host: message` lines, reprinted as `host | message`; its indented
+    detail lines only when verbose."""
+    line = line.rstrip()
+    if not line.strip():
+        return
+    match = VAGRANT_LINE.match(line)
+    if not match:
+        if verbose:
+            info(line)
+        return
+    marker, host, message = match.groups()
+    if "--no-provision" in message and not verbose:
+        return  # the lab has no Vagrant provisioners; `invoke provision` does that work
+    if marker == "==>" or verbose:
+        if message.strip():
+            say(host, message.strip())

@@ -1,0 +1,27 @@
+"""The lab's git-ignored state folder: SSH config cache, secrets, reports."""
+import os
+import secrets
+from pathlib import Path
+
+from .lab import PROJECT_DIR
+
+STATE_ROOT = PROJECT_DIR / ".lab"
+
+
+def state_dir(lab):
+    path = STATE_ROOT / lab.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def secret(lab, name, nbytes=24):
+    """A per-lab secret, generated once and kept with mode 0600; never printed."""
+    folder = state_dir(lab) / "secrets"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / name
+    if not path.exists():
+        value = secrets.token_urlsafe(nbytes)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+    return Path(path).read_text().strip()

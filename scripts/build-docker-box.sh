@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds the docker provider's box: a Debian bookworm root made by debootstrap, imported
+# with `docker import`, with systemd as PID 1, sshd, sudo, python3 and a `vagrant` user
+# that accepts Vagrant's insecure key (Vagrant swaps in a per-machine key at first boot).
+#
+# The image is tagged with a hash of this recipe, so it is rebuilt only when the recipe
+# changes; a run that finds the tag present returns at once.
+#
+#   scripts/build-docker-box.sh            build if needed, print the image name
+#   scripts/build-docker-box.sh --name     print the image name only
+#   scripts/build-docker-box.sh --force    rebuild even when the tag exists
+set -euo pipefail
+
+REPO=halab-box
+SUITE=bookworm
+MIRROR=${HALAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+PACKAGES=systemd,systemd-sysv,dbus,openssh-server,sudo,python3,iproute2,iputils-ping,netbase,ca-certificates,procps,less,curl,apt-utils
+
+here=$(cd "$(dirname "$0")" && pwd)
+recipe_hash=$(sha256sum "$here/build-docker-box.sh" | cut -c1-12)
+image="$REPO:$recipe_hash"
+
+say() { printf '[box] %s\n' "$*" >&2; }
+
+case "${1:-}" in
+  --name) echo "$image"; exit 0 ;;
+  --force) force=1 ;;
+  "") force=0 ;;
+  *) echo "usage: $0 [--name|--force]" >&2; exit 2 ;;
+esac
+
+if [ "$force" = 0 ] && docker image inspect "$image" >/dev/null 2>&1; then
+  say "$image is built (recipe unchanged)"
+  echo "$image"
+  exit 0
+fi
+
+[ "$(id -u)" = 0 ] || { say "debootstrap needs root: run 'sudo $0'"; exit 1; }
+command -v debootstrap >/dev/null || { say "debootstrap is missing: apt-get install debootstrap"; exit 1; }
+
+vagrant_pub=""
+for candidate in /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub \
+                 /opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub \
+                 /opt/vagrant/embedded/gems/*/gems/vagrant-*/keys/vagrant.pub; do
+  [ -f "$candidate" ] && { vagrant_pub=$candidate; break; }
+done
+[ -n "$vagrant_pub" ] || { say "Vagrant's insecure public key was not found: is vagrant installed?"; exit 1; }
+
+work=$(mktemp -d /var/tmp/halab-box.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+root="$work/root"
+
+say "debootstrap $SUITE from $MIRROR (a minute or two)"
+debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR" >"$work/debootstrap.log" 2>&1 \
+  || { tail -20 "$work/debootstrap.log" >&2; say "debootstrap failed"; exit 1; }
+
+say "configuring systemd, sshd and the vagrant user"
+cat >"$root/etc/apt/sources.list" <<SOURCES
+deb $MIRROR $SUITE main
+deb $MIRROR $SUITE-updates main
+deb http://deb.debian.org/debian-security $SUITE-security main
+SOURCES
+# Containers need no hardware, console or time-sync units; masking them keeps boot quick.
+for unit in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
+            systemd-modules-load.service systemd-remount-fs.service getty@tty1.service \
+            console-getty.service systemd-timesyncd.service sys-kernel-config.mount \
+            sys-kernel-debug.mount sys-kernel-tracing.mount systemd-firstboot.service \
+            apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
+  ln -sf /dev/null "$root/etc/systemd/system/$unit"
+done
+chroot "$root" systemctl enable ssh.service >/dev/null 2>&1 || true
+chroot "$root" useradd --create-home --shell /bin/bash vagrant
+echo 'vagrant:vagrant' | chroot "$root" chpasswd
+echo 'vagrant ALL=(ALL) NOPASSWD:ALL' >"$root/etc/sudoers.d/vagrant"
+chmod 0440 "$root/etc/sudoers.d/vagrant"
+install -d -m 0700 -o 1000 -g 1000 "$root/home/vagrant/.ssh"
+install -m 0600 -o 1000 -g 1000 "$vagrant_pub" "$root/home/vagrant/.ssh/authorized_keys"
+cat >"$root/etc/ssh/sshd_config.d/lab.conf" <<SSHD
+UseDNS no
+PasswordAuthentication no
+SSHD
+rm -f "$root"/etc/ssh/ssh_host_*          # each container makes its own keys at first boot
+cat >"$root/etc/systemd/system/ssh-hostkeys.service" <<UNIT
+[Unit]
+Description=Generate this host's SSH host keys
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+chroot "$root" systemctl enable ssh-hostkeys.service >/dev/null 2>&1
+echo 'halab' >"$root/etc/hostname"
+: >"$root/etc/machine-id"
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+
+say "importing $image"
+tar -C "$root" -c . | docker import \
+  --change 'CMD ["/sbin/init"]' \
+  --change 'ENV container=docker' \
+  - "$image" >/dev/null
+docker tag "$image" "$REPO:latest"
+say "built $image"
+echo "$image"

@@ -1,0 +1,112 @@
+"""The lab's commands. `invoke --list` is the table of contents; `invoke --help TASK`
+explains one. The logic lives in fabfile/; these tasks parse options and call it."""
+import functools
+import os
+import sys
+import time
+
+from invoke import Exit, task
+
+from fabfile.errors import LabError
+from fabfile.lab import load_lab
+from fabfile.machines import Machines
+from fabfile.output import info, table
+
+HOSTS_HELP = "comma-separated host names from lab.yml (default: every host)"
+ROLES_HELP = "comma-separated roles: loadbalancer, web, app, db"
+
+
+def names(value):
+    return [n.strip() for n in (value or "").split(",") if n.strip()]
+
+
+def lab_task(func):
+    """Turn a LabError into a clear message on stderr and exit status 1."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except LabError as exc:
+            raise Exit(f"error: {exc}", code=1)
+    return wrapper
+
+
+def machines():
+    return Machines(load_lab())
+
+
+@task(help={"provider": "virtualbox, libvirt or docker (default: the lab's current one, "
+                        "else VirtualBox when usable, else docker)",
+            "hosts": HOSTS_HELP, "verbose": "show all of Vagrant's output"})
+@lab_task
+def up(c, provider=None, hosts=None, verbose=False):
+    """Boot the lab's hosts (builds the docker box first when needed)."""
+    machines().up(names(hosts), provider, verbose)
+
+
+@task
+@lab_task
+def status(c):
+    """Show each host: role, private IP, state, provider, SSH endpoint."""
+    info(machines().status())
+
+
+@task(help={"host": "the host to log in to", "command": "run this command instead of a shell"})
+@lab_task
+def ssh(c, host, command=None):
+    """Open a shell on HOST (or run one command) with the cached SSH config."""
+    m = machines()
+    m.lab.host(host)
+    config = m.inventory.cache_path
+    if host not in m.inventory.endpoints():
+        raise LabError(f"{host} is not running", f"boot it: invoke up --hosts {host}")
+    argv = ["ssh", "-F", str(config), host]
+    if command:
+        argv += ["--", command]
+    sys.stdout.flush()
+    os.execvp("ssh", argv)
+
+
+@task(help={"command": "the shell command to run", "hosts": HOSTS_HELP, "roles": ROLES_HELP,
+            "sudo": "run it as root"})
+@lab_task
+def run(c, command, hosts=None, roles=None, sudo=False):
+    """Run one command on many hosts in parallel; output lines are prefixed by host."""
+    from fabfile.remote import failure_summary
+    m = machines()
+    results = m.run(m.lab.select(names(hosts), names(roles)), command, sudo=sudo)
+    failed = failure_summary(results)
+    if failed:
+        raise Exit(f"failed on: {failed}", code=1)
+
+
+@task(help={"hosts": HOSTS_HELP, "force": "power off without a clean shutdown"})
+@lab_task
+def halt(c, hosts=None, force=False):
+    """Shut hosts down (the lab stays defined; `invoke up` boots it again)."""
+    machines().halt(names(hosts), force)
+
+
+@task(help={"yes": "do not ask for confirmation"})
+@lab_task
+def destroy(c, yes=False):
+    """Destroy every host of the lab and its leftovers (containers, Docker network)."""
+    m = machines()
+    if not yes and sys.stdin.isatty():
+        answer = input(f"Destroy every host of lab {m.lab.name}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise Exit("not destroyed", code=1)
+    m.destroy()
+
+
+@task
+def doctor(c):
+    """Check what the lab needs on this machine, with a verdict and a fix for each item."""
+    from fabfile.doctor import run_checks
+    findings = run_checks()
+    rows = [[f.item, f.verdict.upper(), f.detail + (f"  -> {f.fix}" if f.fix else "")] for f in findings]
+    info(table(["item", "verdict", "detail"], rows))
+    failed = [f.item for f in findings if f.verdict == "fail"]
+    if failed:
+        raise Exit(f"doctor: {len(failed)} problem(s): {', '.join(failed)}", code=1)
+    info("doctor: the lab can run here")
