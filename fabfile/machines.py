@@ -5,14 +5,14 @@ import time
 from . import docker
 from .errors import LabError
 from .inventory import Inventory
-from .lab import PROJECT_DIR, check_provider_network
+from .lab import check_provider_network
 from .output import info, say, table
+from .state import machines_dir
 from .remote import HostResult, run_parallel
 from .providers import choose_provider, provider_in_use, usable
 from .vagrant import Vagrant
 
 VAGRANT_LINE = re.compile(r"^(==>|\s{4})\s?([\w-]+): ?(.*)$")
-MACHINES_DIR = PROJECT_DIR / ".vagrant" / "machines"
 
 
 class Machines:
@@ -20,6 +20,7 @@ class Machines:
         self.lab = lab
         self._vagrant = None
         self.inventory = Inventory(lab, lambda: self.vagrant)
+        self.machines_dir = machines_dir(lab)
 
     @property
     def vagrant(self):
@@ -28,7 +29,7 @@ class Machines:
         return self._vagrant
 
     def provider(self, requested=None):
-        provider = choose_provider(requested, provider_in_use(self.lab.host_names, MACHINES_DIR), usable)
+        provider = choose_provider(requested, provider_in_use(self.lab.host_names, self.machines_dir), usable)
         check_provider_network(self.lab, provider)
         return provider
 
@@ -50,7 +51,7 @@ class Machines:
     def _prepare_docker(self, hosts):
         if not docker.box_built():
             docker.build_box(lambda line: say("box", line.removeprefix("[box] ")))
-        known = [p.read_text().strip() for p in MACHINES_DIR.glob("*/docker/id")]
+        known = [p.read_text().strip() for p in self.machines_dir.glob("*/docker/id")]
         orphans = docker.orphan_containers(self.lab, known)
         if orphans:
             raise LabError(
@@ -64,9 +65,9 @@ class Machines:
     def states(self):
         """{host: (state, provider)}. On docker, read from Docker in one call (Vagrant's
         status takes seconds there); elsewhere one `vagrant status`."""
-        in_use = provider_in_use(self.lab.host_names, MACHINES_DIR)
+        in_use = provider_in_use(self.lab.host_names, self.machines_dir)
         if in_use == {"docker"}:
-            return docker.machine_states(self.lab, MACHINES_DIR)
+            return docker.machine_states(self.lab, self.machines_dir)
         return {s.name: (s.state, s.provider or "-") for s in self.vagrant.status()}
 
     def status_rows(self):

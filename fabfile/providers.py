@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 from .errors import LabError
-from .lab import PROJECT_DIR
 
 PROVIDERS = ("virtualbox", "libvirt", "docker")
 
@@ -51,9 +50,8 @@ def docker_usable():
 CHECKS = {"virtualbox": virtualbox_usable, "libvirt": libvirt_usable, "docker": docker_usable}
 
 
-def provider_in_use(lab_hosts, machines_dir=None):
-    """The provider of machines this checkout already created, from Vagrant's data folder."""
-    machines_dir = machines_dir or PROJECT_DIR / ".vagrant" / "machines"
+def provider_in_use(lab_hosts, machines_dir):
+    """The providers of machines this lab already created, from Vagrant's data folder."""
     found = set()
     for name in lab_hosts:
         for provider in PROVIDERS:

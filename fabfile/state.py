@@ -14,6 +14,16 @@ def state_dir(lab):
     return path
 
 
+def vagrant_dotfile_dir(lab):
+    """Vagrant's data folder for this lab (VAGRANT_DOTFILE_PATH): one per lab, so that
+    labs side by side never share machine ids."""
+    return state_dir(lab) / "vagrant"
+
+
+def machines_dir(lab):
+    return vagrant_dotfile_dir(lab) / "machines"
+
+
 def secret(lab, name, nbytes=24):
     """A per-lab secret, generated once and kept with mode 0600; never printed."""
     folder = state_dir(lab) / "secrets"

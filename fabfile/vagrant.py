@@ -9,6 +9,7 @@ import vagrant as python_vagrant
 
 from .errors import LabError
 from .lab import PROJECT_DIR
+from .state import vagrant_dotfile_dir
 
 VAGRANT_INSTALL_FIX = "install Vagrant: scripts/setup.sh (Debian/Ubuntu) or https://developer.hashicorp.com/vagrant"
 
@@ -18,7 +19,8 @@ class Vagrant:
 
     def __init__(self, lab):
         self.lab = lab
-        env = dict(os.environ, LAB_FILE=str(lab.path), VAGRANT_NO_COLOR="1")
+        env = dict(os.environ, LAB_FILE=str(lab.path), VAGRANT_NO_COLOR="1",
+                   VAGRANT_DOTFILE_PATH=str(vagrant_dotfile_dir(lab)))
         self._stderr = tempfile.TemporaryFile()
         self._client = python_vagrant.Vagrant(
             root=PROJECT_DIR, env=env, quiet_stdout=True,
