@@ -124,10 +124,10 @@ def test_virtualbox_range(monkeypatch, tmp_path):
     with pytest.raises(LabError) as caught:
         check_provider_network(lab, "virtualbox")
     assert "10.10.0.0/24" in str(caught.value) and "networks.conf" in caught.value.fix
-    (tmp_path / "networks.conf").write_text("* 10.0.0.0/8\n")
-    check_provider_network(lab, "virtualbox")
     with pytest.raises(LabError):
         parse_lab(GOOD.replace("192.168.56.", "10.10.0."), provider="virtualbox")
+    (tmp_path / "networks.conf").write_text("* 10.0.0.0/8\n")
+    check_provider_network(lab, "virtualbox")
 
 
 def test_missing_file():
