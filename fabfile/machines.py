@@ -68,7 +68,7 @@ class Machines:
         in_use = provider_in_use(self.lab.host_names, self.machines_dir)
         if in_use == {"docker"}:
             return docker.machine_states(self.lab, self.machines_dir)
-        return {s.name: (s.state, s.provider or "-") for s in self.vagrant.status()}
+        return {s.name: (s.state.replace("_", " "), s.provider or "-") for s in self.vagrant.status()}
 
     def status_rows(self):
         states = self.states()

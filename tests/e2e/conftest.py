@@ -1,0 +1,50 @@
+"""End-to-end tests: a real lab on the docker provider, booted once for the session and
+destroyed at the end. Tests run in file order: boot, provision, verify, lifecycle."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fabfile.lab import PROJECT_DIR, load_lab
+
+LAB_FILE = Path(__file__).with_name("lab.yml")
+INVOKE = [sys.executable, "-m", "invoke"]
+
+
+class LabCLI:
+    """Runs the project's own commands against the test lab, as a user would."""
+
+    def __init__(self):
+        self.lab = load_lab(LAB_FILE)
+        self.env = dict(os.environ, LAB_FILE=str(LAB_FILE), VAGRANT_DEFAULT_PROVIDER="docker")
+
+    def invoke(self, *args, check=True, timeout=900):
+        result = subprocess.run([*INVOKE, *args], cwd=PROJECT_DIR, env=self.env, text=True,
+                                capture_output=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"invoke {' '.join(args)} exited {result.returncode}\n"
+                                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        return result
+
+    def run(self, command, *options, check=True):
+        return self.invoke("run", command, *options, check=check)
+
+    def docker_names(self, kind):
+        cmd = ["docker", kind, "ls", "--format", "{{.Name}}"] if kind == "network" else \
+            ["docker", "ps", "-a", "--format", "{{.Names}}"]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+
+
+@pytest.fixture(scope="session")
+def lab_cli():
+    cli = LabCLI()
+    cli.invoke("up", "--provider", "docker")
+    yield cli
+    cli.invoke("destroy", "--yes", check=False)
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
