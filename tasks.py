@@ -80,6 +80,34 @@ def run(c, command, hosts=None, roles=None, sudo=False):
         raise Exit(f"failed on: {failed}", code=1)
 
 
+@task(help={"hosts": HOSTS_HELP, "roles": ROLES_HELP,
+            "dry_run": "change nothing; show what would change, with a diff of each file",
+            "json": "also write the per-host report as JSON to this path"})
+@lab_task
+def provision(c, hosts=None, roles=None, dry_run=False, json=None):
+    """Install and configure every host for its role (idempotent: a rerun changes nothing)."""
+    from fabfile.provision import provision as run_provision
+    m = machines()
+    report = run_provision(m, m.lab.select(names(hosts), names(roles)), dry_run, json)
+    if report.failed:
+        raise Exit(f"error: {report.verdict()}", code=1)
+    info(report.verdict())
+
+
+@task(help={"json": "also write the checks as JSON to this path"})
+@lab_task
+def verify(c, json=None):
+    """Check the whole lab from inside and through the VIP; exit 1 when a check fails."""
+    from fabfile.verify import verify as run_verify
+    verdict = run_verify(machines())
+    info(verdict.table())
+    if json:
+        verdict.write_json(json)
+    if not verdict.passed:
+        raise Exit(verdict.summary(), code=1)
+    info(verdict.summary())
+
+
 @task(help={"hosts": HOSTS_HELP, "force": "power off without a clean shutdown"})
 @lab_task
 def halt(c, hosts=None, force=False):

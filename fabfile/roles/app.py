@@ -1,0 +1,34 @@
+"""Gunicorn running the lab's WSGI app (app/notes_app.py) as an unprivileged user."""
+from ..lab import PROJECT_DIR
+from ..render import render
+from ..steps import Await, Command, Directory, File, Packages, Service, User
+
+APP_SOURCE = PROJECT_DIR / "app" / "notes_app.py"
+UNIT = "/etc/systemd/system/halab-app.service"
+# systemd-analyze wants a unit's real name: verify a copy of the candidate under it.
+VERIFY_UNIT = ("d=$(mktemp -d) && cp {path} $d/halab-app.service && "
+               "systemd-analyze verify --man=no $d/halab-app.service; rc=$?; rm -rf $d; exit $rc")
+PARSE_PYTHON = "python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' {path}"
+
+
+def steps(ctx):
+    s = ctx.settings
+    app_dir, user = s["app_dir"], s["app_user"]
+    code, env_file = f"{app_dir}/notes_app.py", f"{app_dir}/app.env"
+    db = ctx.lab.with_role("db")[0]
+    source = APP_SOURCE.read_text()
+    return [
+        Packages(("gunicorn", "python3-pymysql")),
+        User(user, app_dir),
+        Directory(app_dir, "755"),
+        File(code, lambda facts: source, validate=PARSE_PYTHON),
+        File(env_file, lambda facts: render("app/app.env.j2", ctx.context(
+            db=db, db_password=ctx.secrets["db_password"])), mode="640", group=s["app_group"], secret=True),
+        File(UNIT, lambda facts: render("app/gunicorn.service.j2", ctx.context()),
+             validate=VERIFY_UNIT),
+        Await(("db",)),
+        Command("migrate schema",
+                f"cd {app_dir} && runuser -u {user} -- python3 notes_app.py migrate --env-file {env_file}",
+                reports="schema:", hint="is the database up? `invoke run --hosts db1 'systemctl status mariadb'`"),
+        Service("halab-app", reload_on=(code,), restart_on=(env_file, UNIT)),
+    ]

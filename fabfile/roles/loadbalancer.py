@@ -1,0 +1,43 @@
+"""HAProxy in front of the web tier, keepalived holding the VIP for the pair."""
+from ..render import render
+from ..steps import File, Packages, Service
+
+PACKAGES = ("haproxy", "keepalived", "curl")
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+NOTIFY_SCRIPT = "/etc/keepalived/notify.sh"
+
+
+def interface_fact(host):
+    """The interface that carries the host's private IP: found, never assumed."""
+    return {"iface": f"ip -o -4 addr show | awk '$4 ~ /^{host.ip.replace('.', '[.]')}\\// {{print $2; exit}}'"}
+
+
+def steps(ctx):
+    lab, host, settings = ctx.lab, ctx.host, ctx.settings
+    balancers = lab.with_role("loadbalancer")
+    is_master = host == balancers[0]
+    peer = balancers[1] if is_master else balancers[0]
+
+    def keepalived_conf(facts):
+        iface = facts.get("iface")
+        if not iface:
+            raise ctx.fail(f"no interface carries {host.ip}; is the private network up?")
+        return render("loadbalancer/keepalived.conf.j2", ctx.context(
+            peer=peer, iface=iface, state="MASTER" if is_master else "BACKUP",
+            priority=settings["priority_master"] if is_master else settings["priority_backup"]))
+
+    return [
+        Packages(PACKAGES),
+        File(HAPROXY_CFG, lambda facts: render("loadbalancer/haproxy.cfg.j2", ctx.context()),
+             validate="haproxy -c -q -f {path}"),
+        File(NOTIFY_SCRIPT, lambda facts: render("loadbalancer/keepalived-notify.sh.j2", ctx.context()),
+             mode="755", validate="sh -n {path}"),
+        File(KEEPALIVED_CONF, keepalived_conf, mode="640", validate="keepalived -t -f {path}"),
+        Service("haproxy", reload_on=(HAPROXY_CFG,)),
+        Service("keepalived", reload_on=(KEEPALIVED_CONF, NOTIFY_SCRIPT)),
+    ]
+
+
+def fact_queries(ctx):
+    return interface_fact(ctx.host)
