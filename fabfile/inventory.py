@@ -1,4 +1,5 @@
 """Fabric connections to the lab's hosts, from one cached `vagrant ssh-config`."""
+import threading
 from dataclasses import dataclass
 
 import paramiko
@@ -80,10 +81,27 @@ class Inventory:
         return {h.name: connect(endpoints[h.name]) for h in hosts if h.name in endpoints}, down
 
 
+_keys = {}
+_keys_lock = threading.Lock()
+
+
+def private_key(path):
+    """Each key file parsed once, before any thread connects: paramiko's guessing of a
+    key's type from a file, done in many threads at once, fails now and then."""
+    with _keys_lock:
+        if path not in _keys:
+            try:
+                _keys[path] = paramiko.PKey.from_path(path)
+            except (OSError, paramiko.SSHException) as exc:
+                raise LabError(f"cannot read the SSH key {path}: {exc}",
+                               "run `invoke up` again; Vagrant writes a key per machine") from None
+        return _keys[path]
+
+
 def connect(endpoint):
     # An empty SSHConfig: the endpoint is the whole truth, ~/.ssh/config is not consulted.
     config = Config(ssh_config=paramiko.SSHConfig(), overrides={"run": {"in_stream": False}})
     return Connection(host=endpoint.hostname, port=endpoint.port, user=endpoint.user,
                       connect_timeout=CONNECT_TIMEOUT, config=config,
-                      connect_kwargs={"key_filename": list(endpoint.identity_files),
+                      connect_kwargs={"pkey": private_key(endpoint.identity_files[0]),
                                       "look_for_keys": False, "allow_agent": False})

@@ -277,6 +277,7 @@ class Command(Step):
     reports: Optional[str] = None
     queries: dict = field(default_factory=dict)
     hint: str = ""
+    check_command: Optional[str] = None  # read-only twin of `command`, run by a dry run
 
     @property
     def name(self):
@@ -288,9 +289,10 @@ class Command(Step):
     def run(self, host, facts):
         if self.when and not self.when(facts, host.changed_paths):
             return Outcome(self.name, False)
-        if host.dry_run:
-            return Outcome(self.name, True, "would run" if not self.reports else "would check")
-        result = host.sudo(self.command, self.name, hint=self.hint)
+        if host.dry_run and not self.check_command:
+            return Outcome(self.name, True, "would run")
+        command = self.check_command if host.dry_run else self.command
+        result = host.sudo(command, self.name, hint=self.hint)
         if self.reports:
             changed = f"{self.reports} changed" in result.stdout
             return Outcome(self.name, changed, result.stdout.strip().splitlines()[-1] if changed else "")

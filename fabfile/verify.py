@@ -190,10 +190,13 @@ def verify(machines):
         script = "sudo -n bash -c " + shlex.quote(inside_script(host, lab))
         return host, run_one(host.name, connections[host.name], script, timeout=15), time.monotonic() - t0
 
+    # A connection of its own: one fabric Connection must never serve two threads at once.
+    db_connection = machines.inventory.connections([db], machines.states)[0].get(db.name)
+
     def run_on_db(sql):
-        if db.name not in connections:
+        if db_connection is None:
             return None
-        result = run_one(db.name, connections[db.name], f"sudo -n mariadb -N -e \"{sql}\"", timeout=10)
+        result = run_one(db.name, db_connection, f"sudo -n mariadb -N -e \"{sql}\"", timeout=10)
         return result.stdout.strip() if result.ok else None
 
     facts_by_host = {}

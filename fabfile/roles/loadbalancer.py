@@ -23,7 +23,11 @@ def steps(ctx):
         iface = facts.get("iface")
         if not iface:
             raise ctx.fail(f"no interface carries {host.ip}; is the private network up?")
+        # keepalived's process tracking needs the kernel's process-event connector, which
+        # a container (its own network namespace) does not have.
+        in_container = facts.get("container", "none") not in ("", "none")
         return render("loadbalancer/keepalived.conf.j2", ctx.context(
+            settings=dict(settings, track_process=settings["track_process"] and not in_container),
             peer=peer, iface=iface, state="MASTER" if is_master else "BACKUP",
             priority=settings["priority_master"] if is_master else settings["priority_backup"]))
 
@@ -40,4 +44,4 @@ def steps(ctx):
 
 
 def fact_queries(ctx):
-    return interface_fact(ctx.host)
+    return {**interface_fact(ctx.host), "container": "systemd-detect-virt --container"}
