@@ -108,6 +108,43 @@ def verify(c, json=None):
     info(verdict.summary())
 
 
+@task(help={"scenario": "haproxy, keepalived, halt, crash, network, or all (default: all)",
+            "repeat": "run each drill this many times (default 1)",
+            "json": "also write the drills as JSON to this path"})
+@lab_task
+def failover(c, scenario="all", repeat=1, json=None):
+    """Break the MASTER balancer on purpose and measure the gap, failed requests and writes kept."""
+    from fabfile.failover import SCENARIOS, run_failover
+    scenarios = SCENARIOS if scenario == "all" else names(scenario)
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        raise LabError(f"unknown scenario {', '.join(unknown)}", f"use one of: {', '.join(SCENARIOS)}, all")
+    if repeat < 1:
+        raise LabError("--repeat must be 1 or more")
+    report = run_failover(machines(), scenarios, repeat)
+    info(report.table())
+    if json:
+        report.write_json(json)
+    if not report.passed:
+        raise Exit("failover: a drill lost a write, saw a split brain, found no failover or did not recover",
+                   code=1)
+    info(f"failover: {len(report.drills)} drill(s) passed")
+
+
+@task(help={"provider": "as for `invoke up`", "repeat": "runs of each failover drill (default 3)",
+            "json": "also write the figures as JSON to this path"})
+@lab_task
+def bench(c, provider=None, repeat=3, json=None):
+    """Time a lab's whole life: up, provision (cold, no-op, dry run), verify, drills, destroy."""
+    from fabfile.bench import bench as run_bench, print_bench, write_bench
+    result = run_bench(machines(), provider, repeat)
+    print_bench(result)
+    if json:
+        write_bench(result, json)
+    if not result["passed"]:
+        raise Exit("bench: a failover drill failed (see the table)", code=1)
+
+
 @task(help={"hosts": HOSTS_HELP, "force": "power off without a clean shutdown"})
 @lab_task
 def halt(c, hosts=None, force=False):

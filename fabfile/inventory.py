@@ -39,9 +39,10 @@ class Inventory:
     """The lab's SSH endpoints. The ssh-config is asked of Vagrant once and cached in the
     state folder until `up`, `halt` or `destroy` invalidates it."""
 
-    def __init__(self, lab, vagrant_factory):
+    def __init__(self, lab, vagrant_factory, states):
         self.lab = lab
         self._vagrant_factory = vagrant_factory
+        self._states = states
         self.cache_path = state_dir(lab) / "ssh_config"
 
     def invalidate(self):
@@ -50,11 +51,10 @@ class Inventory:
     def refresh(self, running=None):
         """Ask Vagrant for the ssh-config of the running hosts and cache it.
         `running` spares the status call when the caller knows which hosts run."""
-        vagrant = self._vagrant_factory()
         if running is None:
-            running = [s.name for s in vagrant.status() if s.state == "running"]
+            running = [name for name, (state, _) in self._states().items() if state == "running"]
         running = [h for h in self.lab.host_names if h in running]
-        text = vagrant.ssh_config(running) if running else ""
+        text = self._vagrant_factory().ssh_config(running) if running else ""
         tmp = self.cache_path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(self.cache_path)
@@ -65,16 +65,23 @@ class Inventory:
             return self.cache_path.read_text()
         return self.refresh(running)
 
+    def cached_endpoints(self):
+        """The endpoints in the cache, without asking Vagrant ({} when there is no cache)."""
+        try:
+            return parse_ssh_config(self.cache_path.read_text(), self.lab.host_names)
+        except FileNotFoundError:
+            return {}
+
     def endpoints(self, running=None):
         return parse_ssh_config(self.ssh_config_text(running), self.lab.host_names)
 
-    def connections(self, hosts, states):
-        """({name: Connection}, [names not running]) for hosts. `states` is called only when
-        the cache lacks a host, to tell a stale cache (refresh it) from a stopped host."""
+    def connections(self, hosts):
+        """({name: Connection}, [names not running]) for hosts. The hosts' states are asked
+        only when the cache lacks a host, to tell a stale cache from a stopped host."""
         endpoints = self.endpoints()
         missing = [h.name for h in hosts if h.name not in endpoints]
         if missing:
-            running = [name for name, (state, _) in states().items() if state == "running"]
+            running = [name for name, (state, _) in self._states().items() if state == "running"]
             if set(missing) & set(running):
                 endpoints = parse_ssh_config(self.refresh(running), self.lab.host_names)
         down = [h.name for h in hosts if h.name not in endpoints]

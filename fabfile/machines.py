@@ -19,7 +19,7 @@ class Machines:
     def __init__(self, lab):
         self.lab = lab
         self._vagrant = None
-        self.inventory = Inventory(lab, lambda: self.vagrant)
+        self.inventory = Inventory(lab, lambda: self.vagrant, self.states)
         self.machines_dir = machines_dir(lab)
 
     @property
@@ -33,7 +33,7 @@ class Machines:
         check_provider_network(self.lab, provider)
         return provider
 
-    def up(self, names=None, requested_provider=None, verbose=False):
+    def up(self, names=None, requested_provider=None, verbose=False, quiet=False):
         started = time.monotonic()
         hosts = [h.name for h in self.lab.select(names)]
         provider = self.provider(requested_provider)
@@ -42,7 +42,8 @@ class Machines:
             self._prepare_docker(hosts)
         self.inventory.invalidate()
         for line in self.vagrant.up(hosts, provider):
-            echo_vagrant_line(line, verbose)
+            if not quiet:
+                echo_vagrant_line(line, verbose)
         everything = len(hosts) == len(self.lab.hosts)
         self.inventory.refresh(running=hosts if everything else None)
         info(f"lab {self.lab.name}: {len(hosts)} host(s) up on {provider} in "
@@ -84,7 +85,7 @@ class Machines:
 
     def connections(self, hosts):
         """{name: Connection} of hosts; LabError naming the hosts that are not running."""
-        connections, down = self.inventory.connections(hosts, self.states)
+        connections, down = self.inventory.connections(hosts)
         if down:
             raise LabError(f"not running: {', '.join(down)}",
                            f"boot them: invoke up --hosts {','.join(down)}")
@@ -92,7 +93,7 @@ class Machines:
 
     def run(self, hosts, command, sudo=False):
         """Run command on hosts in parallel; a host that is not running counts as failed."""
-        connections, down = self.inventory.connections(hosts, self.states)
+        connections, down = self.inventory.connections(hosts)
         results = run_parallel(connections, command, sudo=sudo)
         for name in down:
             say(name, "not running")

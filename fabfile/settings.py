@@ -38,6 +38,8 @@ LOADBALANCER = {
     "script_timeout": 1,          # an HAProxy that needs more than 1 s to answer locally is sick
     "process_delay": 0.1,         # HAProxy must stay gone 100 ms before the node goes to FAULT
                                   # (a reload keeps the master process, so it never trips this)
+    "haproxy_state_file": "/run/haproxy-state",  # 0 HAProxy runs, 1 it stopped: systemd writes,
+                                  # keepalived watches (track_file), no polling delay
     "track_process": True,        # watch HAProxy through the kernel's process events. Set it
                                   # False on container guests (`systemd-detect-virt --container`
                                   # succeeds): the event connector lives only in the host's

@@ -181,7 +181,7 @@ def verify(machines):
     lab = machines.lab
     started = time.monotonic()
     ensure_local_route(lab.vip, lab.network)
-    connections, down = machines.inventory.connections(list(lab.hosts), machines.states)
+    connections, down = machines.inventory.connections(list(lab.hosts))
     checks = [Check("host reachable", name, False, "not running") for name in down]
     db = lab.with_role("db")[0]
 
@@ -191,7 +191,7 @@ def verify(machines):
         return host, run_one(host.name, connections[host.name], script, timeout=15), time.monotonic() - t0
 
     # A connection of its own: one fabric Connection must never serve two threads at once.
-    db_connection = machines.inventory.connections([db], machines.states)[0].get(db.name)
+    db_connection = machines.inventory.connections([db])[0].get(db.name)
 
     def run_on_db(sql):
         if db_connection is None:

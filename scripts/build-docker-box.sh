@@ -96,7 +96,12 @@ UNIT
 chroot "$root" systemctl enable ssh-hostkeys.service >/dev/null 2>&1
 echo 'halab' >"$root/etc/hostname"
 : >"$root/etc/machine-id"
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+# Fresh package lists in the image: provisioning skips `apt-get update` while they are
+# less than a day old, which saves every host a round of downloads on its first run.
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+chroot "$root" apt-get update -q >"$work/apt-update.log" 2>&1 \
+  || { tail -5 "$work/apt-update.log" >&2; say "apt-get update in the image failed"; exit 1; }
+rm -f "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
 
 say "importing $image"
 tar -C "$root" -c . | docker import \

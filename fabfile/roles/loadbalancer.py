@@ -1,11 +1,12 @@
 """HAProxy in front of the web tier, keepalived holding the VIP for the pair."""
 from ..render import render
-from ..steps import File, Packages, Service
+from ..steps import Directory, File, Packages, Service
 
 PACKAGES = ("haproxy", "keepalived", "curl")
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 NOTIFY_SCRIPT = "/etc/keepalived/notify.sh"
+HAPROXY_DROPIN = "/etc/systemd/system/haproxy.service.d/keepalived.conf"
 
 
 def interface_fact(host):
@@ -33,12 +34,14 @@ def steps(ctx):
 
     return [
         Packages(PACKAGES),
+        Directory("/etc/systemd/system/haproxy.service.d"),
+        File(HAPROXY_DROPIN, lambda facts: render("loadbalancer/haproxy-keepalived.conf.j2", ctx.context())),
         File(HAPROXY_CFG, lambda facts: render("loadbalancer/haproxy.cfg.j2", ctx.context()),
              validate="haproxy -c -q -f {path}"),
         File(NOTIFY_SCRIPT, lambda facts: render("loadbalancer/keepalived-notify.sh.j2", ctx.context()),
              mode="755", validate="sh -n {path}"),
         File(KEEPALIVED_CONF, keepalived_conf, mode="640", validate="keepalived -t -f {path}"),
-        Service("haproxy", reload_on=(HAPROXY_CFG,)),
+        Service("haproxy", reload_on=(HAPROXY_CFG,), restart_on=(HAPROXY_DROPIN,)),
         Service("keepalived", reload_on=(KEEPALIVED_CONF, NOTIFY_SCRIPT)),
     ]
 
