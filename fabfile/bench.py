@@ -12,11 +12,11 @@ from .provision import provision
 from .verify import verify
 
 
-def timed(label, rows, func, *args, **kwargs):
+def timed(label, rows, func, *args, quiet=True, **kwargs):
+    """Run and time one step; its own output is hidden unless `quiet` is False."""
     info(f"bench: {label} ...")
     started = time.monotonic()
-    quiet = io.StringIO()
-    with contextlib.redirect_stdout(quiet):
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
         result = func(*args, **kwargs)
     seconds = round(time.monotonic() - started, 2)
     rows.append({"step": label, "seconds": seconds})
@@ -42,7 +42,7 @@ def bench(machines, provider=None, repeat=3):
                        f"(cold failed: {len(cold.failed)}, no-op changed: {noop.changed}, "
                        f"dry-run changes: {dry.changed}, verify passed: {checked.passed})",
                        "run the steps one by one: invoke up provision verify")
-    drills = timed(f"failover x{repeat}", rows, run_failover, machines, SCENARIOS, repeat)
+    drills = timed(f"failover x{repeat}", rows, run_failover, machines, SCENARIOS, repeat, quiet=False)
     timed("destroy", rows, machines.destroy)
     medians = drills.medians()
     return {"provider": used_provider,

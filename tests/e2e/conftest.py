@@ -48,3 +48,11 @@ def lab_cli():
 
 def read_json(path):
     return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="session")
+def provisioned(lab_cli, tmp_path_factory):
+    """The lab provisioned once; the report of that cold run."""
+    report = tmp_path_factory.mktemp("provision") / "cold.json"
+    lab_cli.invoke("provision", "--json", str(report))
+    return read_json(report)

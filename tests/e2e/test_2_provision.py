@@ -12,15 +12,8 @@ from tests.e2e.conftest import read_json
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def provisioned(lab_cli, tmp_path_factory):
-    report = tmp_path_factory.mktemp("provision") / "cold.json"
-    lab_cli.invoke("provision", "--json", str(report))
-    ensure_local_route(lab_cli.lab.vip, lab_cli.lab.network)
-    return read_json(report)
-
-
 def test_cold_provision_succeeds_on_every_host(lab_cli, provisioned):
+    ensure_local_route(lab_cli.lab.vip, lab_cli.lab.network)
     assert provisioned["failed"] == 0
     assert set(provisioned["hosts"]) == set(lab_cli.lab.host_names)
     assert all(h["changed"] > 0 for h in provisioned["hosts"].values())
