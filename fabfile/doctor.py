@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from . import docker
 from .errors import LabError
 from .lab import ROLES, check_provider_network, load_lab
-from .providers import PROVIDERS, usable
+from .providers import PROVIDERS, choose_provider, usable
 
 PYTHON_PACKAGES = ("fabric", "invoke", "python-vagrant", "jinja2", "paramiko", "pyyaml")
 
@@ -45,6 +45,13 @@ def check_providers():
     if not any_ok:
         findings.append(Finding("providers", "fail", "no provider is usable",
                                 "run scripts/setup.sh (installs docker.io and starts it)"))
+        return findings
+    try:
+        chosen = choose_provider(None, set(), usable)
+        findings.append(Finding("provider choice", "ok", f"`invoke up` uses {chosen} unless told "
+                                                         f"otherwise (--provider)"))
+    except LabError as exc:
+        findings.append(Finding("provider choice", "fail", exc.problem, exc.fix or ""))
     return findings
 
 

@@ -37,7 +37,7 @@ def steps(ctx):
         Directory("/etc/systemd/system/haproxy.service.d"),
         File(HAPROXY_DROPIN, lambda facts: render("loadbalancer/haproxy-keepalived.conf.j2", ctx.context())),
         File(HAPROXY_CFG, lambda facts: render("loadbalancer/haproxy.cfg.j2", ctx.context()),
-             validate="haproxy -c -q -f {path}"),
+             validate="haproxy -c -f {path}"),
         File(NOTIFY_SCRIPT, lambda facts: render("loadbalancer/keepalived-notify.sh.j2", ctx.context()),
              mode="755", validate="sh -n {path}"),
         File(KEEPALIVED_CONF, keepalived_conf, mode="640", validate="keepalived -t -f {path}"),

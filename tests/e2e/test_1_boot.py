@@ -43,3 +43,11 @@ def test_the_private_network_is_its_own_interface_not_the_default_route(lab_cli)
 
 def test_ssh_runs_one_command(lab_cli):
     assert lab_cli.invoke("ssh", "db1", "-c", "hostname").stdout.strip() == "db1"
+
+
+def test_vagrant_validate_passes(lab_cli):
+    import subprocess
+    from fabfile.lab import PROJECT_DIR
+    result = subprocess.run(["vagrant", "validate"], cwd=PROJECT_DIR, env=lab_cli.env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "validated successfully" in result.stdout, result.stderr

@@ -16,7 +16,7 @@ PASSWORD = "s3cret-Pass_word"
 
 TEMPLATES_BY_ROLE = {
     "loadbalancer": ["loadbalancer/haproxy.cfg.j2", "loadbalancer/keepalived.conf.j2",
-                     "loadbalancer/keepalived-notify.sh.j2"],
+                     "loadbalancer/keepalived-notify.sh.j2", "loadbalancer/haproxy-keepalived.conf.j2"],
     "web": ["web/nginx-site.conf.j2", "web/index.html.j2"],
     "app": ["app/gunicorn.service.j2", "app/app.env.j2"],
     "db": ["db/mariadb-lab.cnf.j2", "db/grants.sql.j2"],
@@ -199,6 +199,16 @@ def test_keepalived_tracks_the_haproxy_process_and_its_answer():
     assert "/usr/bin/curl" in script and "127.0.0.1:80/haproxy-health" in script
     assert "interval 1" in lines and "fall 2" in lines and "rise 2" in lines
     assert "haproxy_proc" in lines and "chk_haproxy" in lines   # inside track_* blocks
+
+
+def test_systemd_tells_keepalived_when_haproxy_stops_through_the_tracked_file():
+    dropin = render("loadbalancer/haproxy-keepalived.conf.j2", "lb1")
+    state_file = ROLE_SETTINGS["loadbalancer"]["haproxy_state_file"]
+    assert f"ExecStartPost=/bin/sh -c 'echo 0 > {state_file}'" in dropin
+    assert f"ExecStopPost=/bin/sh -c 'echo 1 > {state_file}'" in dropin
+    conf = keepalived("lb1")
+    assert f"file {state_file}" in conf and "init_file 1" in conf
+    assert "track_file {\n        haproxy_down\n    }" in conf
 
 
 def test_keepalived_without_process_events_relies_on_the_script_alone():
