@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from invoke import Exit, task
+from invoke import Collection, Exit, task
 
 from fabfile.errors import LabError
 from fabfile.lab import load_lab
@@ -47,7 +47,7 @@ def up(c, provider=None, hosts=None, verbose=False):
 @task
 @lab_task
 def status(c):
-    """Show each host: role, private IP, state, provider, SSH endpoint."""
+    """Show each host: role, IP, state, provider, SSH endpoint, services, who holds the VIP."""
     info(machines().status())
 
 
@@ -175,3 +175,76 @@ def doctor(c):
     if failed:
         raise Exit(f"doctor: {len(failed)} problem(s): {', '.join(failed)}", code=1)
     info("doctor: the lab can run here")
+
+
+@task(help={"hosts": HOSTS_HELP, "to": "bare (as `up` leaves them) or provisioned (the default)"})
+@lab_task
+def reset(c, hosts=None, to="provisioned"):
+    """Return hosts to a known stage, bare or provisioned (default: the whole lab).
+
+    Snapshots are restored where the provider has them; otherwise (docker) the machines
+    are recreated and provisioned again."""
+    from fabfile.reset import reset as run_reset
+    run_reset(machines(), names(hosts), to)
+
+
+@task(help={"host": "the host whose journal to show", "service": "the unit (default: the role's services)",
+            "follow": "keep printing new lines (Ctrl-C stops)", "lines": "how many past lines (default 50)"})
+@lab_task
+def logs(c, host, service=None, follow=False, lines=50):
+    """Show a service's journal on HOST (the role's services by default)."""
+    from fabfile.settings import ROLE_SERVICES
+    m = machines()
+    units = [service] if service else list(ROLE_SERVICES[m.lab.host(host).role])
+    if host not in m.inventory.endpoints():
+        raise LabError(f"{host} is not running", f"boot it: invoke up --hosts {host}")
+    command = "sudo journalctl --no-pager " + " ".join(f"-u {u}" for u in units) + f" -n {int(lines)}"
+    argv = ["ssh", "-F", str(m.inventory.cache_path)] + (["-t"] if follow else []) + \
+        [host, "--", command + (" -f" if follow else "")]
+    sys.stdout.flush()
+    os.execvp("ssh", argv)
+
+
+SNAPSHOT_NAME_HELP = "the snapshot's name (the stages `up` and `provision` save are bare and provisioned)"
+
+
+@task(help={"name": SNAPSHOT_NAME_HELP, "hosts": HOSTS_HELP})
+@lab_task
+def snapshot_save(c, name, hosts=None):
+    """Save a snapshot of the lab (or some hosts) on VirtualBox or libvirt."""
+    from fabfile.snapshots import Snapshots
+    Snapshots(machines()).save(name, names(hosts))
+
+
+@task(help={"name": SNAPSHOT_NAME_HELP, "hosts": HOSTS_HELP})
+@lab_task
+def snapshot_restore(c, name, hosts=None):
+    """Restore the lab (or some hosts) to a snapshot."""
+    from fabfile.snapshots import Snapshots
+    Snapshots(machines()).restore(name, names(hosts))
+
+
+@task
+@lab_task
+def snapshot_list(c):
+    """List each host's snapshots."""
+    from fabfile.snapshots import Snapshots
+    listed = Snapshots(machines()).list()
+    info(table(["host", "snapshots"], [[h, ", ".join(s) or "-"] for h, s in listed.items()]))
+
+
+@task(help={"name": SNAPSHOT_NAME_HELP, "hosts": HOSTS_HELP})
+@lab_task
+def snapshot_delete(c, name, hosts=None):
+    """Delete a snapshot."""
+    from fabfile.snapshots import Snapshots
+    Snapshots(machines()).delete(name, names(hosts))
+
+
+snapshot = Collection("snapshot")
+for verb, func in (("save", snapshot_save), ("restore", snapshot_restore),
+                   ("list", snapshot_list), ("delete", snapshot_delete)):
+    snapshot.add_task(func, name=verb)
+
+ns = Collection(up, provision, verify, failover, bench, status, ssh, run, logs, halt, reset,
+                destroy, doctor, snapshot)

@@ -188,7 +188,7 @@ class FailoverDrills:
         elif scenario == "crash":
             if self.provider == "docker":
                 docker.docker("kill", f"{self.lab.name}-{host.name}")
-                self.machines.inventory.invalidate()
+                self.machines.inventory.invalidate([host.name])
             else:
                 self.machines.halt([host.name], force=True)
         elif scenario == "network":

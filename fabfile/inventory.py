@@ -35,6 +35,19 @@ def parse_ssh_config(text, hosts):
     return endpoints
 
 
+def split_host_blocks(text):
+    """{host: its `Host` block} of an ssh-config text, in order."""
+    blocks, current = {}, None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("Host "):
+            current = line.split()[1]
+            blocks[current] = ""
+        if current:
+            blocks[current] += line
+    return {name: block if block.endswith("\n\n") else block.rstrip("\n") + "\n\n"
+            for name, block in blocks.items()}
+
+
 class Inventory:
     """The lab's SSH endpoints. The ssh-config is asked of Vagrant once and cached in the
     state folder until `up`, `halt` or `destroy` invalidates it."""
@@ -45,16 +58,30 @@ class Inventory:
         self._states = states
         self.cache_path = state_dir(lab) / "ssh_config"
 
-    def invalidate(self):
-        self.cache_path.unlink(missing_ok=True)
+    def invalidate(self, hosts=None):
+        """Forget the cached endpoints of `hosts` (all of them when None)."""
+        if hosts is None or not self.cache_path.exists():
+            self.cache_path.unlink(missing_ok=True)
+            return
+        blocks = split_host_blocks(self.cache_path.read_text())
+        self._write("".join(b for name, b in blocks.items() if name not in hosts))
 
-    def refresh(self, running=None):
-        """Ask Vagrant for the ssh-config of the running hosts and cache it.
-        `running` spares the status call when the caller knows which hosts run."""
+    def refresh(self, running=None, only=None):
+        """Ask Vagrant for the ssh-config of the running hosts and cache it. `running`
+        spares the status call when the caller knows which hosts run; with `only`, just
+        those hosts are asked for (about a second each) and merged into the cache."""
+        if only and self.cache_path.exists():
+            blocks = split_host_blocks(self.cache_path.read_text())
+            fresh = split_host_blocks(self._vagrant_factory().ssh_config(list(only)))
+            blocks = {name: fresh.get(name, blocks.get(name)) for name in self.lab.host_names
+                      if fresh.get(name, blocks.get(name))}
+            return self._write("".join(blocks.values()))
         if running is None:
             running = [name for name, (state, _) in self._states().items() if state == "running"]
         running = [h for h in self.lab.host_names if h in running]
-        text = self._vagrant_factory().ssh_config(running) if running else ""
+        return self._write(self._vagrant_factory().ssh_config(running) if running else "")
+
+    def _write(self, text):
         tmp = self.cache_path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(self.cache_path)

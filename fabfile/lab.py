@@ -83,8 +83,70 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+LABS_DIR = PROJECT_DIR / "labs"
+GENERATED_DIR = PROJECT_DIR / ".lab"
+
+
 def lab_file_path():
-    return Path(os.environ.get("LAB_FILE", DEFAULT_LAB_FILE))
+    """LAB_FILE names a lab file; LAB=NAME names a lab: labs/NAME.yml when it exists,
+    else one made from lab.yml with that name on a /24 of its own (kept in .lab/NAME/)."""
+    if os.environ.get("LAB_FILE"):
+        return Path(os.environ["LAB_FILE"])
+    name = os.environ.get("LAB")
+    if not name:
+        return DEFAULT_LAB_FILE
+    if not NAME_PATTERN.match(name):
+        raise LabError(f"LAB={name!r} is not a valid lab name",
+                       "use 1-12 lower-case letters, digits or dashes, starting with a letter")
+    for candidate in (LABS_DIR / f"{name}.yml", GENERATED_DIR / name / "lab.yml"):
+        if candidate.exists():
+            return candidate
+    base = load_lab(DEFAULT_LAB_FILE)
+    if name == base.name:
+        return DEFAULT_LAB_FILE
+    return write_derived_lab(base, name)
+
+
+def known_lab_networks():
+    """{lab name: network} of the labs this checkout knows: lab.yml, labs/, .lab/*/."""
+    files = [DEFAULT_LAB_FILE, *LABS_DIR.glob("*.yml"), *GENERATED_DIR.glob("*/lab.yml")]
+    networks = {}
+    for path in files:
+        try:
+            data = yaml.safe_load(path.read_text())
+            networks[str(data["name"])] = ipaddress.ip_network(str(data["network"]), strict=False)
+        except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+            continue
+    return networks
+
+
+def derive_lab_text(base, name, taken):
+    """lab.yml's topology under another name, on the first /24 of 192.168.56.0/21 that no
+    known lab uses (VirtualBox accepts that range without configuration)."""
+    for network in VIRTUALBOX_DEFAULT_RANGE.subnets(new_prefix=24):
+        if not any(network.overlaps(t) for t in taken):
+            break
+    else:
+        raise LabError(f"no free /24 left in {VIRTUALBOX_DEFAULT_RANGE} for lab {name!r}",
+                       "destroy a lab you no longer need, or write labs/<name>.yml by hand")
+
+    def moved(ip):
+        return str(network.network_address + (int(ipaddress.ip_address(ip)) - int(base.network.network_address)))
+
+    hosts = {h.name: {"role": h.role, "ip": moved(h.ip), "memory": h.memory, "cpus": h.cpus}
+             for h in base.hosts}
+    return (f"# Lab {name}: made from {base.path.name} by LAB={name}; edit it freely.\n" +
+            yaml.safe_dump({"name": name, "network": str(network), "vip": moved(base.vip),
+                            "box": base.box, "hosts": hosts}, sort_keys=False))
+
+
+def write_derived_lab(base, name):
+    taken = list(known_lab_networks().values())
+    text = derive_lab_text(base, name, taken)
+    path = GENERATED_DIR / name / "lab.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
 
 
 def load_lab(path=None, provider=None):

@@ -1,6 +1,7 @@
 """The lab's machines: boot, status, halt, destroy, through Vagrant (and Docker's leftovers)."""
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from . import docker
 from .errors import LabError
@@ -8,8 +9,10 @@ from .inventory import Inventory
 from .lab import check_provider_network
 from .output import info, say, table
 from .state import machines_dir
-from .remote import HostResult, run_parallel
+from .remote import HostResult, run_one, run_parallel
 from .providers import choose_provider, provider_in_use, usable
+from .settings import ROLE_SERVICES
+from .snapshots import supports_snapshots, take_stage_snapshot
 from .vagrant import Vagrant
 
 VAGRANT_LINE = re.compile(r"^(==>|\s{4})\s?([\w-]+): ?(.*)$")
@@ -40,12 +43,15 @@ class Machines:
         info(f"lab {self.lab.name}: booting {', '.join(hosts)} on {provider}")
         if provider == "docker":
             self._prepare_docker(hosts)
-        self.inventory.invalidate()
+        new_hosts = [n for n, (state, _) in self.states().items() if n in hosts and state == "not created"] \
+            if supports_snapshots(provider) else []
+        self.inventory.invalidate(hosts)
         for line in self.vagrant.up(hosts, provider):
             if not quiet:
                 echo_vagrant_line(line, verbose)
         everything = len(hosts) == len(self.lab.hosts)
-        self.inventory.refresh(running=hosts if everything else None)
+        self.inventory.refresh(running=hosts if everything else None, only=None if everything else hosts)
+        take_stage_snapshot(self, "bare", new_hosts)
         info(f"lab {self.lab.name}: {len(hosts)} host(s) up on {provider} in "
              f"{time.monotonic() - started:.1f}s")
 
@@ -75,13 +81,38 @@ class Machines:
         states = self.states()
         running = [name for name, (state, _) in states.items() if state == "running"]
         endpoints = self.inventory.endpoints(running) if running else {}
+        live = self._services_and_vip([h for h in self.lab.hosts if h.name in running and h.name in endpoints])
         rows = []
         for host in self.lab.hosts:
             state, provider = states.get(host.name, ("unknown", "-"))
             endpoint = endpoints.get(host.name) if state == "running" else None
             ssh = f"{endpoint.user}@{endpoint.hostname}:{endpoint.port}" if endpoint else "-"
-            rows.append([host.name, host.role, host.ip, state, provider, ssh])
+            services, vip = live.get(host.name, ("-", ""))
+            rows.append([host.name, host.role, host.ip, state, provider, ssh, services, vip])
         return rows
+
+    def _services_and_vip(self, hosts):
+        """{host: ("haproxy up, keepalived up", "VIP" or "")}: one round trip per host."""
+        if not hosts:
+            return {}
+        connections, _ = self.inventory.connections(hosts)
+        commands = {h.name: f"systemctl is-active {' '.join(ROLE_SERVICES[h.role])}; ip -o -4 addr show"
+                    for h in hosts}
+        results = {}
+        with ThreadPoolExecutor(max_workers=len(connections)) as pool:
+            futures = {name: pool.submit(run_one, name, conn, commands[name], timeout=10)
+                       for name, conn in connections.items()}
+        for host in hosts:
+            result = futures[host.name].result()
+            if result.error:
+                results[host.name] = ("unreachable", "")
+                continue
+            lines = result.stdout.split("\n")
+            states = lines[:len(ROLE_SERVICES[host.role])]
+            services = ", ".join(f"{svc} {'up' if st == 'active' else st or 'missing'}"
+                                 for svc, st in zip(ROLE_SERVICES[host.role], states))
+            results[host.name] = (services, "VIP" if f" {self.lab.vip}/" in result.stdout else "")
+        return results
 
     def connections(self, hosts):
         """{name: Connection} of hosts; LabError naming the hosts that are not running."""
@@ -101,11 +132,15 @@ class Machines:
         return results
 
     def status(self):
-        return table(["host", "role", "ip", "state", "provider", "ssh"], self.status_rows())
+        rows = self.status_rows()
+        holders = [r[0] for r in rows if r[7] == "VIP"]
+        where = {0: "on no balancer", 1: f"on {holders[0]}"}.get(len(holders), f"on {', '.join(holders)}: SPLIT BRAIN")
+        return (table(["host", "role", "ip", "state", "provider", "ssh", "services", "vip"], rows)
+                + f"\nvirtual IP {self.lab.vip} {where}")
 
     def halt(self, names=None, force=False):
         hosts = [h.name for h in self.lab.select(names)]
-        self.inventory.invalidate()
+        self.inventory.invalidate(hosts)
         for host in hosts:
             say(host, "halting" + (" (forced)" if force else ""))
         self.vagrant.halt(hosts, force=force)

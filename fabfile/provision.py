@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from .errors import LabError
 from .output import info, say, table
 from .render import lab_context
-from .roles import ROLE_MODULES
+from .roles import ROLE_MODULES, common
 from .settings import ROLE_SETTINGS
-from .state import secret
+from .snapshots import take_stage_snapshot
+from .state import lab_ssh_key, secret
 from .steps import Packages, StepFailed, facts_script, parse_facts
 
 
@@ -123,11 +124,11 @@ class Provisioner:
         module = ROLE_MODULES[host.role]
         ctx = RoleContext(self.lab, host, ROLE_SETTINGS[host.role], secrets)
         extra = module.fact_queries(ctx) if hasattr(module, "fact_queries") else {}
-        return module.steps(ctx), extra
+        return common.steps(ctx) + module.steps(ctx), extra
 
     def run(self):
         started = time.monotonic()
-        secrets = {"db_password": secret(self.lab, "db_password")}
+        secrets = {"db_password": secret(self.lab, "db_password"), "lab_ssh_key": lab_ssh_key(self.lab)}
         plans = {}
         for name in self.connections:
             host = self.lab.host(name)
@@ -200,4 +201,6 @@ def provision(machines, hosts, dry_run=False, json_path=None):
     info(report.table())
     if json_path:
         report.write_json(json_path)
+    if not dry_run and not report.failed and report.changed:
+        take_stage_snapshot(machines, "provisioned", list(connections))
     return report

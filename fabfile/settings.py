@@ -76,6 +76,14 @@ DB = {
     "max_connections": 100,         # the app opens one connection per request; 100 is plenty here
 }
 
+# The systemd units each role runs; `verify` and `status` check them, `logs` shows them.
+ROLE_SERVICES = {
+    "loadbalancer": ("haproxy", "keepalived"),
+    "web": ("nginx",),
+    "app": ("halab-app",),
+    "db": ("mariadb",),
+}
+
 ROLE_SETTINGS = {
     "loadbalancer": LOADBALANCER,
     "web": WEB,

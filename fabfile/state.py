@@ -35,3 +35,24 @@ def secret(lab, name, nbytes=24):
         with os.fdopen(fd, "w") as handle:
             handle.write(value)
     return Path(path).read_text().strip()
+
+
+def lab_ssh_key(lab):
+    """The lab's own SSH key pair (private in OpenSSH format, public line), made once and
+    kept with mode 0600: the hosts use it to reach each other by name."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    folder = state_dir(lab) / "secrets"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    private_path = folder / "lab_ssh_key"
+    if not private_path.exists():
+        key = Ed25519PrivateKey.generate()
+        private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                    serialization.NoEncryption())
+        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                               serialization.PublicFormat.OpenSSH)
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(private)
+        (folder / "lab_ssh_key.pub").write_text(public.decode() + f" {lab.name}-lab\n")
+    return private_path.read_text(), (folder / "lab_ssh_key.pub").read_text().strip()

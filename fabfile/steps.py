@@ -135,6 +135,7 @@ class File(Step):
     group: str = "root"
     validate: Optional[str] = None
     secret: bool = False
+    in_place: bool = False  # rewrite the file instead of renaming over it (a bind mount)
 
     @property
     def name(self):
@@ -166,7 +167,11 @@ class File(Step):
                 host.sudo(f"rm -f {candidate}", self.name)
                 raise StepFailed(self.name, f"the rendered file is invalid, {self.path} left as it was.\n"
                                             f"`{check}` said:\n{result.stdout}{result.stderr}")
-        host.sudo(f"mv -f {candidate} {self.path}", self.name)
+        if self.in_place:
+            host.sudo(f"cat {candidate} > {self.path} && chmod {self.mode} {self.path} && rm -f {candidate}",
+                      self.name)
+        else:
+            host.sudo(f"mv -f {candidate} {self.path}", self.name)
         return Outcome(self.name, True, "written" if have else "created", diff)
 
     def _diff(self, host, content, have):
@@ -198,6 +203,32 @@ class Absent(Step):
         if not host.dry_run:
             host.sudo(f"rm -f {self.path}", self.name)
         return Outcome(self.name, True, "removed")
+
+
+@dataclass
+class Line(Step):
+    """A line present in a file that others write too (e.g. authorized_keys)."""
+    path: str
+    line: str
+    owner: str = "root"
+
+    @property
+    def name(self):
+        return f"line in {self.path}"
+
+    def _key(self):
+        return f"line:{self.path}:{hashlib.sha256(self.line.encode()).hexdigest()[:12]}"
+
+    def fact_queries(self):
+        return {self._key(): f"grep -qxF {shlex.quote(self.line)} {self.path} && echo yes"}
+
+    def run(self, host, facts):
+        if facts.get(self._key()):
+            return Outcome(self.name, False)
+        if not host.dry_run:
+            host.sudo(f"printf '%s\\n' {shlex.quote(self.line)} >> {self.path} && "
+                      f"chown {self.owner} {self.path}", self.name)
+        return Outcome(self.name, True, "added")
 
 
 @dataclass

@@ -96,6 +96,15 @@ class Vagrant:
         return self._call("destroy", hosts or [], self._client.destroy,
                           vm_name=self.machine_pattern(hosts))
 
+    def snapshot(self, action, hosts, name=None, force=False):
+        """`vagrant snapshot ACTION [machines] [NAME]`: save, restore, delete or list."""
+        args = ["snapshot", action, "--force" if force else None, self.machine_pattern(hosts), name]
+        if action == "restore":
+            args.append("--no-provision")
+        if action == "list":
+            return self._call("snapshot list", hosts or [], self._client._run_vagrant_command, args)
+        return self._call(f"snapshot {action}", hosts or [], self._client._call_vagrant_command, args)
+
     def validate(self):
         return self._call("validate", [], self._client._run_vagrant_command, ["validate"])
 

@@ -12,10 +12,9 @@ from .errors import LabError
 from .netsafety import ensure_local_route
 from .output import table
 from .remote import run_one
-from .settings import ROLE_SETTINGS
+from .settings import ROLE_SERVICES, ROLE_SETTINGS
 
-SERVICES = {"loadbalancer": ("haproxy", "keepalived"), "web": ("nginx",),
-            "app": ("halab-app",), "db": ("mariadb",)}
+SERVICES = ROLE_SERVICES
 ALL_SERVICES = sorted({s for names in SERVICES.values() for s in names})
 
 

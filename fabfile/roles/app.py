@@ -21,7 +21,7 @@ def steps(ctx):
     source = APP_SOURCE.read_text()
     migrate = f"cd {app_dir} && runuser -u {user} -- python3 notes_app.py migrate --env-file {env_file}"
     return [
-        Packages(("gunicorn", "python3-pymysql")),
+        Packages(("gunicorn", "python3-pymysql", "default-mysql-client")),
         User(user, app_dir),
         Directory(app_dir, "755"),
         File(code, lambda facts: source, validate=PARSE_PYTHON),

@@ -37,3 +37,12 @@ def test_quoted_identity_file_with_spaces():
 
 def test_empty_config_has_no_endpoints():
     assert parse_ssh_config("", ["lb1"]) == {}
+
+
+def test_host_blocks_split_and_join_back():
+    from fabfile.inventory import split_host_blocks
+    blocks = split_host_blocks(CANNED)
+    assert list(blocks) == ["lb1", "web1"]
+    assert blocks["web1"].startswith("Host web1\n") and blocks["web1"].endswith("\n\n")
+    assert parse_ssh_config("".join(blocks.values()), ["lb1", "web1"]) == \
+        parse_ssh_config(CANNED, ["lb1", "web1"])

@@ -134,3 +134,36 @@ def test_missing_file():
     with pytest.raises(LabError) as caught:
         load_lab(Path("/nonexistent/lab.yml"))
     assert "no such lab file" in str(caught.value)
+
+
+def test_a_derived_lab_gets_its_own_name_and_a_free_subnet():
+    import ipaddress
+    from fabfile.lab import derive_lab_text
+    base = parse_lab(GOOD)
+    taken = [ipaddress.ip_network("192.168.56.0/24"), ipaddress.ip_network("192.168.57.0/24")]
+    lab = parse_lab(derive_lab_text(base, "student2", taken))
+    assert lab.name == "student2" and str(lab.network) == "192.168.58.0/24"
+    assert lab.vip == "192.168.58.10" and lab.host("db1").ip == "192.168.58.41"
+    assert [h.role for h in lab.hosts] == [h.role for h in base.hosts]
+
+
+def test_no_free_subnet_is_a_clear_error():
+    import ipaddress
+    from fabfile.lab import derive_lab_text
+    with pytest.raises(LabError, match="no free /24"):
+        derive_lab_text(parse_lab(GOOD), "student9", [ipaddress.ip_network("192.168.56.0/21")])
+
+
+def test_lab_env_selects_or_derives_a_lab(monkeypatch, tmp_path):
+    monkeypatch.setattr(lab_module, "GENERATED_DIR", tmp_path / ".lab")
+    monkeypatch.setattr(lab_module, "LABS_DIR", tmp_path / "labs")
+    monkeypatch.delenv("LAB_FILE", raising=False)
+    monkeypatch.setenv("LAB", "student2")
+    path = lab_module.lab_file_path()
+    assert path == tmp_path / ".lab" / "student2" / "lab.yml"
+    lab = load_lab(path)
+    assert lab.name == "student2" and not lab.network.overlaps(load_lab(DEFAULT_LAB_FILE).network)
+    assert lab_module.lab_file_path() == path, "the same lab file on every call"
+    monkeypatch.setenv("LAB", "Bad Name")
+    with pytest.raises(LabError, match="not a valid lab name"):
+        lab_module.lab_file_path()

@@ -87,10 +87,12 @@ def config_lines(text, comment="#"):
 
 # --- every template, every host --------------------------------------------------
 
+COMMON_TEMPLATES = ["common/hosts.j2", "common/motd.j2"]
+
 ALL_CASES = [(template, host.name, label)
              for label, hosts in (("base", BASE_HOSTS), ("scaled", SCALED_HOSTS))
              for host in hosts
-             for template in TEMPLATES_BY_ROLE[host.role]]
+             for template in TEMPLATES_BY_ROLE[host.role] + COMMON_TEMPLATES]
 
 
 @pytest.mark.parametrize("template, host_name, label", ALL_CASES)
@@ -105,7 +107,23 @@ def test_every_template_renders_without_undefined_variables(template, host_name,
 
 def test_every_template_file_is_covered():
     on_disk = {str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*.j2")}
-    assert on_disk == {t for templates in TEMPLATES_BY_ROLE.values() for t in templates}
+    assert on_disk == {t for templates in TEMPLATES_BY_ROLE.values() for t in templates} | set(COMMON_TEMPLATES)
+
+
+def test_every_host_knows_every_other_by_name():
+    text = render("common/hosts.j2", "app1", SCALED_HOSTS)
+    for host in SCALED_HOSTS:
+        assert f"{host.ip}\t{host.name}" in text.splitlines()
+    assert "127.0.0.1\tlocalhost" in text.splitlines()
+
+
+def test_message_of_the_day_says_role_services_config_and_lab_commands():
+    lb = render("common/motd.j2", "lb1")
+    assert "lb1 (192.168.56.11) - loadbalancer" in lb and "/etc/keepalived/keepalived.conf" in lb
+    assert "VRRP with lb2" in lb and "invoke failover" in lb
+    app = render("common/motd.j2", "app1")
+    assert "mysql -h db1" in app and "journalctl -u halab-app" in app
+    assert "lb1, lb2, web1, app1, db1" in app
 
 
 def test_a_missing_variable_fails_loudly():
