@@ -134,7 +134,10 @@ class Machines:
     def status(self):
         rows = self.status_rows()
         holders = [r[0] for r in rows if r[7] == "VIP"]
-        where = {0: "on no balancer", 1: f"on {holders[0]}"}.get(len(holders), f"on {', '.join(holders)}: SPLIT BRAIN")
+        if len(holders) > 1:
+            where = f"on {', '.join(holders)}: SPLIT BRAIN"
+        else:
+            where = f"on {holders[0]}" if holders else "on no balancer"
         return (table(["host", "role", "ip", "state", "provider", "ssh", "services", "vip"], rows)
                 + f"\nvirtual IP {self.lab.vip} {where}")
 

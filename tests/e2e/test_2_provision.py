@@ -77,7 +77,9 @@ def test_a_template_that_breaks_haproxy_fails_and_haproxy_keeps_serving(lab_cli,
     overlay = tmp_path / "templates"
     shutil.copytree(TEMPLATES_DIR / "loadbalancer", overlay / "loadbalancer")
     config = overlay / "loadbalancer" / "haproxy.cfg.j2"
-    config.write_text(config.read_text().replace("backend web", "backend web\n    balance nonsense", 1))
+    original = config.read_text()
+    assert "    balance roundrobin\n" in original
+    config.write_text(original.replace("    balance roundrobin\n", "    balance nonsense\n"))
     before = lab_cli.invoke("ssh", "lb1", "-c", "sha256sum /etc/haproxy/haproxy.cfg").stdout
 
     lab_cli.env["HALAB_TEMPLATES"] = str(overlay)
