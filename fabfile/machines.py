@@ -3,7 +3,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import docker
+from . import docker, virtualbox
 from .errors import LabError
 from .inventory import Inventory
 from .lab import check_provider_network
@@ -43,6 +43,8 @@ class Machines:
         info(f"lab {self.lab.name}: booting {', '.join(hosts)} on {provider}")
         if provider == "docker":
             self._prepare_docker(hosts)
+        elif provider == "virtualbox":
+            self._check_virtualbox_leftovers()
         new_hosts = [n for n, (state, _) in self.states().items() if n in hosts and state == "not created"] \
             if supports_snapshots(provider) else []
         self.inventory.invalidate(hosts)
@@ -68,6 +70,18 @@ class Machines:
         if docker.ensure_network(self.lab):
             say("net", f"created Docker network {self.lab.name} ({self.lab.network}, "
                        f"bridge {docker.bridge_name(self.lab)})")
+
+    def _virtualbox_orphans(self):
+        known = {p.read_text().strip() for p in self.machines_dir.glob("*/virtualbox/id")}
+        return virtualbox.lab_vm_orphans(self.lab, virtualbox.list_vms(), known)
+
+    def _check_virtualbox_leftovers(self):
+        orphans = self._virtualbox_orphans()
+        if orphans:
+            raise LabError(
+                f"VirtualBox VMs of lab {self.lab.name!r} exist that this checkout's Vagrant does not "
+                f"know (an earlier checkout or an interrupted run): {', '.join(sorted(orphans))}",
+                "clear them with `invoke destroy --yes`, then `invoke up`")
 
     def states(self):
         """{host: (state, provider)}. On docker, read from Docker in one call (Vagrant's
@@ -157,6 +171,10 @@ class Machines:
         removed = []
         if usable("docker")[0]:
             removed = docker.remove_lab_leftovers(self.lab)
+        if usable("virtualbox")[0]:
+            for name, uuid in self._virtualbox_orphans().items():
+                virtualbox.remove_vm(uuid)
+                removed.append(f"VirtualBox VM {name}")
         for item in removed:
             say("docker", f"removed {item}")
         info(f"lab {self.lab.name}: destroyed")

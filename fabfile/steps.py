@@ -73,8 +73,11 @@ class Packages(Step):
         if not facts.get("apt_lists_fresh"):
             host.sudo(f"{APT_ENV} apt-get update -q", self.name,
                       hint="the guest cannot reach its Debian mirror (see /etc/apt/sources.list)")
+        # force-unsafe-io: dpkg skips its fsync()s, as in image builds; an interrupted
+        # install is simply rerun by the next provision.
         host.sudo(f"{APT_ENV} apt-get install -y -q --no-install-recommends "
-                  f"-o Dpkg::Options::=--force-confold {' '.join(missing)}", self.name,
+                  f"-o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io "
+                  f"{' '.join(missing)}", self.name,
                   hint="apt-get could not install the packages; a rerun retries")
         return Outcome(self.name, True, detail)
 

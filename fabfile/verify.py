@@ -14,8 +14,7 @@ from .output import table
 from .remote import run_one
 from .settings import ROLE_SERVICES, ROLE_SETTINGS
 
-SERVICES = ROLE_SERVICES
-ALL_SERVICES = sorted({s for names in SERVICES.values() for s in names})
+ALL_SERVICES = sorted({s for names in ROLE_SERVICES.values() for s in names})
 
 
 @dataclass
@@ -88,7 +87,7 @@ def host_checks(lab, host, result, seconds):
         return [Check("host reachable", host.name, False, result.error or result.stderr.strip(), seconds)], None
     facts = parse_inside(result.stdout)
     checks = [Check("host reachable", host.name, True, "SSH answered", seconds)]
-    wanted = SERVICES[host.role]
+    wanted = ROLE_SERVICES[host.role]
     for service in ALL_SERVICES:
         active, enabled = facts["svc"].get(service, ("unknown", "missing"))
         if service in wanted:

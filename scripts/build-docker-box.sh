@@ -109,5 +109,9 @@ tar -C "$root" -c . | docker import \
   --change 'ENV container=docker' \
   - "$image" >/dev/null
 docker tag "$image" "$REPO:latest"
+# Older builds of the box go, unless a container still uses them.
+for old in $(docker images "$REPO" --format '{{.Tag}}'); do
+  [ "$old" = "$recipe_hash" ] || [ "$old" = latest ] || docker rmi "$REPO:$old" >/dev/null 2>&1 || true
+done
 say "built $image"
 echo "$image"

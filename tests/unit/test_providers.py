@@ -65,3 +65,15 @@ def test_docker_network_conflicts():
     assert "overlaps" in str(problem) and "docker network rm" in problem.fix
     other_lab = {"name": "student2", "subnets": ["192.168.56.0/21"], "labels": {"halab.lab": "student2"}}
     assert "lab 'student2'" in str(network_conflicts(lab, [other_lab])[0])
+
+
+def test_virtualbox_leftovers_are_the_lab_named_vms_vagrant_does_not_know():
+    from fabfile.virtualbox import lab_vm_orphans, parse_vm_list
+    listing = ('"halab-lb1" {0a1b2c3d-0000-4000-8000-000000000001}\n'
+               '"halab-web1" {0a1b2c3d-0000-4000-8000-000000000002}\n'
+               '"my-own-vm" {0a1b2c3d-0000-4000-8000-000000000003}\n')
+    vms = parse_vm_list(listing)
+    assert vms["my-own-vm"] == "0a1b2c3d-0000-4000-8000-000000000003"
+    lab = parse_lab(GOOD)
+    known = {"0a1b2c3d-0000-4000-8000-000000000001"}
+    assert lab_vm_orphans(lab, vms, known) == {"halab-web1": "0a1b2c3d-0000-4000-8000-000000000002"}
