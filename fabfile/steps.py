@@ -10,6 +10,7 @@ from typing import Callable, Optional
 
 APT_ENV = "DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a"
 APT_LISTS_MAX_AGE_MIN = 24 * 60
+POLICY_RC_D = "/usr/sbin/policy-rc.d"
 
 
 class StepFailed(Exception):
@@ -73,11 +74,15 @@ class Packages(Step):
         if not facts.get("apt_lists_fresh"):
             host.sudo(f"{APT_ENV} apt-get update -q", self.name,
                       hint="the guest cannot reach its Debian mirror (see /etc/apt/sources.list)")
+        # policy-rc.d: the packages' services are not started with their default
+        # configuration; the role's Service steps start them once configured (the
+        # database starts once, on its private address, instead of twice).
         # force-unsafe-io: dpkg skips its fsync()s, as in image builds; an interrupted
         # install is simply rerun by the next provision.
-        host.sudo(f"{APT_ENV} apt-get install -y -q --no-install-recommends "
+        host.sudo(f"printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D}; "
+                  f"{APT_ENV} apt-get install -y -q --no-install-recommends "
                   f"-o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io "
-                  f"{' '.join(missing)}", self.name,
+                  f"{' '.join(missing)}; rc=$?; rm -f {POLICY_RC_D}; exit $rc", self.name,
                   hint="apt-get could not install the packages; a rerun retries")
         return Outcome(self.name, True, detail)
 

@@ -1,12 +1,31 @@
 """What every lab host gets, whatever its role: the lab's names and a message of the day."""
 from ..render import render
-from ..steps import File, Line
+from ..steps import Directory, File, Line, Service
 
 HOME = "/home/vagrant"
+LAB_HOSTS = "/etc/halab/hosts"
+HOSTS_UNIT = "/etc/systemd/system/halab-hosts.service"
+HOSTS_UNIT_TEXT = f"""# Written by halab: puts the lab's names back into /etc/hosts at every boot.
+[Unit]
+Description=The lab's host names in /etc/hosts
+After=local-fs.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'cat {LAB_HOSTS} > /etc/hosts'
+
+[Install]
+WantedBy=multi-user.target
+"""
 
 
 def steps(ctx):
     private_key, public_key = ctx.secrets["lab_ssh_key"]
+
+    def hosts_file(facts):
+        return render("common/hosts.j2", ctx.context())
+
     names = " ".join(ctx.lab.host_names)
     return [
         # The lab's own key: `ssh web1` from any lab host, as the vagrant user.
@@ -16,7 +35,13 @@ def steps(ctx):
         File("/etc/ssh/ssh_config.d/halab.conf", lambda facts:
              f"# Lab hosts trust each other's host keys on first use (written by halab).\n"
              f"Host {names}\n    StrictHostKeyChecking accept-new\n"),
-        # Docker bind-mounts /etc/hosts into the container: it can be rewritten, not replaced.
-        File("/etc/hosts", lambda facts: render("common/hosts.j2", ctx.context()), in_place=True),
+        # Docker bind-mounts /etc/hosts into the container: it can be rewritten, not
+        # replaced, and Docker writes its own at every start. A copy of the lab's and a
+        # unit that puts it back at boot keep the names across halt and up.
+        Directory("/etc/halab"),
+        File(LAB_HOSTS, hosts_file),
+        File("/etc/hosts", hosts_file, in_place=True),
+        File(HOSTS_UNIT, lambda facts: HOSTS_UNIT_TEXT),
+        Service("halab-hosts", restart_on=(LAB_HOSTS, HOSTS_UNIT), can_reload=False),
         File("/etc/motd", lambda facts: render("common/motd.j2", ctx.context())),
     ]

@@ -12,6 +12,9 @@ def test_halted_host_shows_as_stopped_and_boots_again(lab_cli):
     assert result.returncode != 0 and "web1 (not running)" in result.stderr
     lab_cli.invoke("up", "--hosts", "web1")
     lab_cli.run("true", "--hosts", "web1")
+    # Docker writes its own /etc/hosts at every start; the lab's names come back at boot.
+    resolved = lab_cli.invoke("ssh", "web1", "-c", "getent hosts db1").stdout.split()
+    assert resolved == [lab_cli.lab.host("db1").ip, "db1"]
 
 
 def test_destroy_leaves_no_container_and_no_network(lab_cli):
