@@ -28,7 +28,8 @@ class Machines:
     @property
     def vagrant(self):
         if self._vagrant is None:
-            self._vagrant = Vagrant(self.lab)
+            in_use = provider_in_use(self.lab.host_names, self.machines_dir)
+            self._vagrant = Vagrant(self.lab, next(iter(in_use)) if len(in_use) == 1 else None)
         return self._vagrant
 
     def provider(self, requested=None):
@@ -167,7 +168,11 @@ class Machines:
     def destroy(self):
         self.inventory.invalidate()
         info(f"lab {self.lab.name}: destroying every host")
-        self.vagrant.destroy()
+        # Only the machines that exist: for the others Vagrant would pick a provider of
+        # its own, and fail if that one (libvirt, say) is installed but not running.
+        created = [name for name, (state, _) in self.states().items() if state != "not created"]
+        if created:
+            self.vagrant.destroy(created)
         removed = []
         if usable("docker")[0]:
             removed = docker.remove_lab_leftovers(self.lab)

@@ -17,10 +17,12 @@ VAGRANT_INSTALL_FIX = "install Vagrant: scripts/setup.sh (Debian/Ubuntu) or http
 class Vagrant:
     """The Vagrant verbs the lab uses. Each call costs about a second; `calls` counts them."""
 
-    def __init__(self, lab):
+    def __init__(self, lab, provider=None):
         self.lab = lab
         env = dict(os.environ, LAB_FILE=str(lab.path), VAGRANT_NO_COLOR="1",
                    VAGRANT_DOTFILE_PATH=str(vagrant_dotfile_dir(lab)))
+        if provider:  # the lab's provider, for the machines Vagrant has not created yet
+            env["VAGRANT_DEFAULT_PROVIDER"] = provider
         self._stderr = tempfile.TemporaryFile()
         self._client = python_vagrant.Vagrant(
             root=PROJECT_DIR, env=env, quiet_stdout=True,
