@@ -3,7 +3,6 @@ explains one. The logic lives in fabfile/; these tasks parse options and call it
 import functools
 import os
 import sys
-import time
 
 from invoke import Collection, Exit, task
 

@@ -72,8 +72,8 @@ def network_conflicts(lab, all_networks):
             elif net["name"] != lab.name and overlaps:
                 owner = net["labels"].get(LABEL)
                 what = f"the network of lab {owner!r}" if owner else "not a network of this lab"
-                fix = (f"destroy that lab (LAB_FILE=<its lab.yml> invoke destroy --yes), "
-                       f"or choose another network in lab.yml" if owner else
+                fix = (f"destroy that lab (LAB={owner} invoke destroy --yes), "
+                       "or choose another network in lab.yml" if owner else
                        f"remove it: docker network rm {net['name']} (Vagrant names its own "
                        f"vagrant_network_*), or choose another network in lab.yml")
                 problems.append(LabError(

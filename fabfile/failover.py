@@ -15,7 +15,7 @@ from .drill_client import OpenLoopClient, gap_ms, outage_ms
 from .errors import LabError
 from .inventory import connect
 from .netsafety import ensure_local_route
-from .output import info, say, table
+from .output import say, table
 from .remote import run_one
 from .roles.loadbalancer import interface_fact
 from .settings import ROLE_SETTINGS

@@ -57,7 +57,7 @@ class Vagrant:
         said = "\n    ".join(said.splitlines()[-12:])
         target = ", ".join(hosts) if hosts else "the lab"
         return LabError(f"`vagrant {verb}` failed for {target} (exit {code}). Vagrant said:\n    {said}",
-                        f"read Vagrant's message above; `invoke doctor` checks the usual causes")
+                        "read Vagrant's message above; `invoke doctor` checks the usual causes")
 
     @staticmethod
     def machine_pattern(hosts):

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from .client import request
-from .errors import LabError
 from .netsafety import ensure_local_route
 from .output import table
 from .remote import run_one
