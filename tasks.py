@@ -34,6 +34,12 @@ def machines():
     return Machines(load_lab())
 
 
+def exec_ssh(argv):
+    """Hand the terminal over to ssh (no Python in between for an interactive shell)."""
+    sys.stdout.flush()
+    os.execvp("ssh", argv)
+
+
 @task(help={"provider": "virtualbox, libvirt or docker (default: the lab's current one, "
                         "else VirtualBox when usable, else docker)",
             "hosts": HOSTS_HELP, "verbose": "show all of Vagrant's output"})
@@ -54,16 +60,7 @@ def status(c):
 @lab_task
 def ssh(c, host, command=None):
     """Open a shell on HOST (or run one command) with the cached SSH config."""
-    m = machines()
-    m.lab.host(host)
-    config = m.inventory.cache_path
-    if host not in m.inventory.endpoints():
-        raise LabError(f"{host} is not running", f"boot it: invoke up --hosts {host}")
-    argv = ["ssh", "-F", str(config), host]
-    if command:
-        argv += ["--", command]
-    sys.stdout.flush()
-    os.execvp("ssh", argv)
+    exec_ssh(machines().ssh_argv(host, command))
 
 
 @task(help={"command": "the shell command to run", "hosts": HOSTS_HELP, "roles": ROLES_HELP,
@@ -195,13 +192,8 @@ def logs(c, host, service=None, follow=False, lines=50):
     from fabfile.settings import ROLE_SERVICES
     m = machines()
     units = [service] if service else list(ROLE_SERVICES[m.lab.host(host).role])
-    if host not in m.inventory.endpoints():
-        raise LabError(f"{host} is not running", f"boot it: invoke up --hosts {host}")
     command = "sudo journalctl --no-pager " + " ".join(f"-u {u}" for u in units) + f" -n {int(lines)}"
-    argv = ["ssh", "-F", str(m.inventory.cache_path)] + (["-t"] if follow else []) + \
-        [host, "--", command + (" -f" if follow else "")]
-    sys.stdout.flush()
-    os.execvp("ssh", argv)
+    exec_ssh(m.ssh_argv(host, command + (" -f" if follow else ""), tty=follow))
 
 
 SNAPSHOT_NAME_HELP = "the snapshot's name (the stages `up` and `provision` save are bare and provisioned)"

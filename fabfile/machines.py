@@ -45,7 +45,7 @@ class Machines:
         if provider == "docker":
             self._prepare_docker(hosts)
         elif provider == "virtualbox":
-            self._check_virtualbox_leftovers()
+            self._refuse_leftovers("VirtualBox VMs", self._virtualbox_orphans())
         new_hosts = [n for n, (state, _) in self.states().items() if n in hosts and state == "not created"] \
             if supports_snapshots(provider) else []
         self.inventory.invalidate(hosts)
@@ -62,12 +62,7 @@ class Machines:
         if not docker.box_built():
             docker.build_box(lambda line: say("box", line.removeprefix("[box] ")))
         known = [p.read_text().strip() for p in self.machines_dir.glob("*/docker/id")]
-        orphans = docker.orphan_containers(self.lab, known)
-        if orphans:
-            raise LabError(
-                f"containers of lab {self.lab.name!r} exist that this checkout's Vagrant does not "
-                f"know (an earlier checkout or an interrupted run): {', '.join(sorted(orphans))}",
-                "clear them with `invoke destroy --yes`, then `invoke up`")
+        self._refuse_leftovers("containers", docker.orphan_containers(self.lab, known))
         if docker.ensure_network(self.lab):
             say("net", f"created Docker network {self.lab.name} ({self.lab.network}, "
                        f"bridge {docker.bridge_name(self.lab)})")
@@ -76,11 +71,10 @@ class Machines:
         known = {p.read_text().strip() for p in self.machines_dir.glob("*/virtualbox/id")}
         return virtualbox.lab_vm_orphans(self.lab, virtualbox.list_vms(), known)
 
-    def _check_virtualbox_leftovers(self):
-        orphans = self._virtualbox_orphans()
+    def _refuse_leftovers(self, kind, orphans):
         if orphans:
             raise LabError(
-                f"VirtualBox VMs of lab {self.lab.name!r} exist that this checkout's Vagrant does not "
+                f"{kind} of lab {self.lab.name!r} exist that this checkout's Vagrant does not "
                 f"know (an earlier checkout or an interrupted run): {', '.join(sorted(orphans))}",
                 "clear them with `invoke destroy --yes`, then `invoke up`")
 
@@ -128,6 +122,14 @@ class Machines:
                                  for svc, st in zip(ROLE_SERVICES[host.role], states))
             results[host.name] = (services, "VIP" if f" {self.lab.vip}/" in result.stdout else "")
         return results
+
+    def ssh_argv(self, host, command=None, tty=False):
+        """The `ssh` command line that reaches HOST through the cached SSH config."""
+        self.lab.host(host)
+        if host not in self.inventory.endpoints():
+            raise LabError(f"{host} is not running", f"boot it: invoke up --hosts {host}")
+        argv = ["ssh", "-F", str(self.inventory.cache_path)] + (["-t"] if tty else []) + [host]
+        return argv + (["--", command] if command else [])
 
     def connections(self, hosts):
         """{name: Connection} of hosts; LabError naming the hosts that are not running."""
@@ -181,7 +183,7 @@ class Machines:
                 virtualbox.remove_vm(uuid)
                 removed.append(f"VirtualBox VM {name}")
         for item in removed:
-            say("docker", f"removed {item}")
+            say("leftover", f"removed {item}")
         info(f"lab {self.lab.name}: destroyed")
 
 

@@ -40,7 +40,6 @@ class HostRun:
     role: str
     connection: object
     dry_run: bool
-    show_diff: bool
     waiter: object
     changed_paths: set = field(default_factory=set)
     changed: int = 0
@@ -103,11 +102,10 @@ def provision_host(run, steps, extra_facts):
 
 
 class Provisioner:
-    def __init__(self, lab, connections, dry_run=False, show_diff=False):
+    def __init__(self, lab, connections, dry_run=False):
         self.lab = lab
         self.connections = connections
         self.dry_run = dry_run
-        self.show_diff = show_diff
         self.done = {name: threading.Event() for name in connections}
         self.runs = {}
 
@@ -134,7 +132,7 @@ class Provisioner:
             host = self.lab.host(name)
             plans[name] = self.host_steps(host, secrets)
             self.runs[name] = HostRun(name, host.role, self.connections[name], self.dry_run,
-                                      self.show_diff, self.wait_for_roles)
+                                      self.wait_for_roles)
 
         def work(name):
             say(name, f"{'checking' if self.dry_run else 'provisioning'} as {self.runs[name].role}")
@@ -197,7 +195,7 @@ def provision(machines, hosts, dry_run=False, json_path=None):
     lab = machines.lab
     connections = machines.connections(hosts)
     info(f"lab {lab.name}: {'dry run over' if dry_run else 'provisioning'} {', '.join(connections)}")
-    report = Provisioner(lab, connections, dry_run=dry_run, show_diff=dry_run).run()
+    report = Provisioner(lab, connections, dry_run=dry_run).run()
     info(report.table())
     if json_path:
         report.write_json(json_path)

@@ -67,7 +67,7 @@ class Snapshots:
         missing = [h for h, snaps in self.list().items() if h in hosts and name not in snaps]
         if missing:
             raise LabError(f"no snapshot {name!r} on {', '.join(missing)}",
-                           "`invoke snapshot list` shows what exists")
+                           "`invoke snapshot.list` shows what exists")
         self.machines.inventory.invalidate()
         self.vagrant.snapshot("restore", hosts if names else None, name)
         self.machines.inventory.refresh()

@@ -159,11 +159,9 @@ class File(Step):
         have = facts.get(f"file:{self.path}", "")
         if have == want:
             return Outcome(self.name, False)
-        diff = ""
-        if host.dry_run or host.show_diff:
-            diff = self._diff(host, content, have)
         if host.dry_run:
-            return Outcome(self.name, True, "would write" if have else "would create", diff)
+            return Outcome(self.name, True, "would write" if have else "would create",
+                           self._diff(host, content, have))
         candidate = f"{self.path}.halab-new"
         encoded = base64.b64encode(content.encode()).decode()
         host.sudo(f"install -m {self.mode} -o {self.owner} -g {self.group} /dev/null {candidate} && "
@@ -180,7 +178,7 @@ class File(Step):
                       self.name)
         else:
             host.sudo(f"mv -f {candidate} {self.path}", self.name)
-        return Outcome(self.name, True, "written" if have else "created", diff)
+        return Outcome(self.name, True, "written" if have else "created")
 
     def _diff(self, host, content, have):
         if self.secret:
