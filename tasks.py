@@ -1,15 +1,18 @@
 """The lab's commands. `invoke --list` is the table of contents; `invoke --help TASK`
 explains one. The logic lives in fabfile/; these tasks parse options and call it."""
+import contextlib
 import functools
 import os
+import signal
 import sys
 
 from invoke import Collection, Exit, task
 
-from fabfile.errors import LabError
-from fabfile.lab import load_lab
+from fabfile.core.console import info, table
+from fabfile.core.errors import LabError
+from fabfile.core.lab import load_lab
+from fabfile.core.report import write_json
 from fabfile.machines import Machines
-from fabfile.output import info, table
 
 HOSTS_HELP = "comma-separated host names from lab.yml (default: every host)"
 ROLES_HELP = "comma-separated roles: loadbalancer, web, app, db"
@@ -34,6 +37,18 @@ def machines():
     return Machines(load_lab())
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM ends a drill the way Ctrl-C does: through its clean-up, which undoes the fault."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def exec_ssh(argv):
     """Hand the terminal over to ssh (no Python in between for an interactive shell)."""
     sys.stdout.flush()
@@ -53,7 +68,9 @@ def up(c, provider=None, hosts=None, verbose=False):
 @lab_task
 def status(c):
     """Show each host: role, IP, state, provider, SSH endpoint, services, who holds the VIP."""
-    info(machines().status())
+    from fabfile.checks.status import render, statuses
+    m = machines()
+    info(render(m.lab, statuses(m)))
 
 
 @task(help={"host": "the host to log in to", "command": "run this command instead of a shell"})
@@ -68,7 +85,7 @@ def ssh(c, host, command=None):
 @lab_task
 def run(c, command, hosts=None, roles=None, sudo=False):
     """Run one command on many hosts in parallel; output lines are prefixed by host."""
-    from fabfile.remote import failure_summary
+    from fabfile.remote.parallel import failure_summary
     m = machines()
     results = m.run(m.lab.select(names(hosts), names(roles)), command, sudo=sudo)
     failed = failure_summary(results)
@@ -82,9 +99,11 @@ def run(c, command, hosts=None, roles=None, sudo=False):
 @lab_task
 def provision(c, hosts=None, roles=None, dry_run=False, json=None):
     """Install and configure every host for its role (idempotent: a rerun changes nothing)."""
-    from fabfile.provision import provision as run_provision
+    from fabfile.lifecycle.provision import provision as run_provision
     m = machines()
-    report = run_provision(m, m.lab.select(names(hosts), names(roles)), dry_run, json)
+    report = run_provision(m, m.lab.select(names(hosts), names(roles)), dry_run)
+    if json:
+        write_json(json, report.as_json())
     if report.failed:
         raise Exit(f"error: {report.verdict()}", code=1)
     info(report.verdict())
@@ -94,11 +113,11 @@ def provision(c, hosts=None, roles=None, dry_run=False, json=None):
 @lab_task
 def verify(c, json=None):
     """Check the whole lab from inside and through the VIP; exit 1 when a check fails."""
-    from fabfile.verify import verify as run_verify
+    from fabfile.checks.verify import verify as run_verify
     verdict = run_verify(machines())
     info(verdict.table())
     if json:
-        verdict.write_json(json)
+        write_json(json, verdict.as_json())
     if not verdict.passed:
         raise Exit(verdict.summary(), code=1)
     info(verdict.summary())
@@ -110,17 +129,18 @@ def verify(c, json=None):
 @lab_task
 def failover(c, scenario="all", repeat=1, json=None):
     """Break the MASTER balancer on purpose and measure the gap, failed requests and writes kept."""
-    from fabfile.failover import SCENARIOS, run_failover
-    scenarios = SCENARIOS if scenario == "all" else names(scenario)
+    from fabfile.drills.failover import run_failover
+    from fabfile.drills.scenarios import SCENARIOS
+    scenarios = list(SCENARIOS) if scenario == "all" else names(scenario)
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         raise LabError(f"unknown scenario {', '.join(unknown)}", f"use one of: {', '.join(SCENARIOS)}, all")
     if repeat < 1:
         raise LabError("--repeat must be 1 or more")
-    report = run_failover(machines(), scenarios, repeat)
+    save = (lambda report: write_json(json, report.as_json())) if json else None
+    with sigterm_as_interrupt():
+        report = run_failover(machines(), scenarios, repeat, on_drill=save)
     info(report.table())
-    if json:
-        report.write_json(json)
     if not report.passed:
         raise Exit("failover: a drill lost a write, saw a split brain, found no failover or did not recover",
                    code=1)
@@ -132,11 +152,12 @@ def failover(c, scenario="all", repeat=1, json=None):
 @lab_task
 def bench(c, provider=None, repeat=3, json=None):
     """Time a lab's whole life: up, provision (cold, no-op, dry run), verify, drills, destroy."""
-    from fabfile.bench import bench as run_bench, print_bench, write_bench
-    result = run_bench(machines(), provider, repeat)
+    from fabfile.lifecycle.bench import bench as run_bench, print_bench
+    with sigterm_as_interrupt():
+        result = run_bench(machines(), provider, repeat)
     print_bench(result)
     if json:
-        write_bench(result, json)
+        write_json(json, result)
     if not result["passed"]:
         raise Exit("bench: a failover drill failed (see the table)", code=1)
 
@@ -163,7 +184,7 @@ def destroy(c, yes=False):
 @task
 def doctor(c):
     """Check what the lab needs on this machine, with a verdict and a fix for each item."""
-    from fabfile.doctor import run_checks
+    from fabfile.checks.doctor import run_checks
     findings = run_checks()
     rows = [[f.item, f.verdict.upper(), f.detail + (f"  -> {f.fix}" if f.fix else "")] for f in findings]
     info(table(["item", "verdict", "detail"], rows))
@@ -180,7 +201,7 @@ def reset(c, hosts=None, to="provisioned"):
 
     Snapshots are restored where the provider has them; otherwise (docker) the machines
     are recreated and provisioned again."""
-    from fabfile.reset import reset as run_reset
+    from fabfile.lifecycle.reset import reset as run_reset
     run_reset(machines(), names(hosts), to)
 
 
@@ -189,9 +210,9 @@ def reset(c, hosts=None, to="provisioned"):
 @lab_task
 def logs(c, host, service=None, follow=False, lines=50):
     """Show a service's journal on HOST (the role's services by default)."""
-    from fabfile.settings import ROLE_SERVICES
+    from fabfile.roles import role_of
     m = machines()
-    units = [service] if service else list(ROLE_SERVICES[m.lab.host(host).role])
+    units = [service] if service else list(role_of(m.lab.host(host)).services)
     command = "sudo journalctl --no-pager " + " ".join(f"-u {u}" for u in units) + f" -n {int(lines)}"
     exec_ssh(m.ssh_argv(host, command + (" -f" if follow else ""), tty=follow))
 
@@ -203,7 +224,7 @@ SNAPSHOT_NAME_HELP = "the snapshot's name (the stages `up` and `provision` save 
 @lab_task
 def snapshot_save(c, name, hosts=None):
     """Save a snapshot of the lab (or some hosts) on VirtualBox or libvirt."""
-    from fabfile.snapshots import Snapshots
+    from fabfile.machines.snapshots import Snapshots
     Snapshots(machines()).save(name, names(hosts))
 
 
@@ -211,7 +232,7 @@ def snapshot_save(c, name, hosts=None):
 @lab_task
 def snapshot_restore(c, name, hosts=None):
     """Restore the lab (or some hosts) to a snapshot."""
-    from fabfile.snapshots import Snapshots
+    from fabfile.machines.snapshots import Snapshots
     Snapshots(machines()).restore(name, names(hosts))
 
 
@@ -219,7 +240,7 @@ def snapshot_restore(c, name, hosts=None):
 @lab_task
 def snapshot_list(c):
     """List each host's snapshots."""
-    from fabfile.snapshots import Snapshots
+    from fabfile.machines.snapshots import Snapshots
     listed = Snapshots(machines()).list()
     info(table(["host", "snapshots"], [[h, ", ".join(s) or "-"] for h, s in listed.items()]))
 
@@ -228,7 +249,7 @@ def snapshot_list(c):
 @lab_task
 def snapshot_delete(c, name, hosts=None):
     """Delete a snapshot."""
-    from fabfile.snapshots import Snapshots
+    from fabfile.machines.snapshots import Snapshots
     Snapshots(machines()).delete(name, names(hosts))
 
 

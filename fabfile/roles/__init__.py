@@ -1,4 +1,30 @@
-"""One module per server kind; each returns the ordered steps that make a host of it."""
-from . import app, db, loadbalancer, web
+"""roles: one module per server kind, owning everything about it (settings, packages,
+files, services, listeners, the steps that build it, the checks that prove it). A new
+role is one module here, its templates under templates/<role>/, and its name in
+core.lab.ROLE_COUNTS."""
+from . import common
+from .app import APP
+from .base import Check, RoleContext, all_services
+from .db import DB
+from .loadbalancer import LOADBALANCER
+from .web import WEB
 
-ROLE_MODULES = {"loadbalancer": loadbalancer, "web": web, "app": app, "db": db}
+ROLES = {role.name: role for role in (LOADBALANCER, WEB, APP, DB)}
+
+
+def role_of(host):
+    return ROLES[host.role]
+
+
+def host_context(lab, host, secrets):
+    return RoleContext(lab, host, role_of(host).settings(lab), secrets)
+
+
+def host_plan(lab, host, secrets):
+    """(steps, extra facts) that make `host`: the common steps, then its role's."""
+    ctx = host_context(lab, host, secrets)
+    role = role_of(host)
+    return common.steps(ctx) + role.steps(ctx), role.facts(ctx)
+
+
+__all__ = ["ROLES", "Check", "RoleContext", "all_services", "role_of", "host_context", "host_plan"]

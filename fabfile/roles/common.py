@@ -1,6 +1,6 @@
-"""What every lab host gets, whatever its role: the lab's names and a message of the day."""
-from ..render import render
-from ..steps import Directory, File, Line, Service
+"""What every lab host gets, whatever its role: the lab's names, the lab's SSH key, a
+message of the day. Its steps run before the role's own."""
+from ..converge.steps import Directory, File, Line, Service, Template
 
 HOME = "/home/vagrant"
 LAB_HOSTS = "/etc/halab/hosts"
@@ -22,26 +22,22 @@ WantedBy=multi-user.target
 
 def steps(ctx):
     private_key, public_key = ctx.secrets["lab_ssh_key"]
-
-    def hosts_file(facts):
-        return render("common/hosts.j2", ctx.context())
-
+    context = ctx.template_context()
     names = " ".join(ctx.lab.host_names)
     return [
         # The lab's own key: `ssh web1` from any lab host, as the vagrant user.
-        File(f"{HOME}/.ssh/id_ed25519", lambda facts: private_key, mode="600", owner="vagrant",
-             group="vagrant", secret=True),
+        File(f"{HOME}/.ssh/id_ed25519", private_key, mode="600", owner="vagrant", group="vagrant", secret=True),
         Line(f"{HOME}/.ssh/authorized_keys", public_key, owner="vagrant"),
-        File("/etc/ssh/ssh_config.d/halab.conf", lambda facts:
+        File("/etc/ssh/ssh_config.d/halab.conf",
              f"# Lab hosts trust each other's host keys on first use (written by halab).\n"
              f"Host {names}\n    StrictHostKeyChecking accept-new\n"),
         # Docker bind-mounts /etc/hosts into the container: it can be rewritten, not
         # replaced, and Docker writes its own at every start. A copy of the lab's and a
         # unit that puts it back at boot keep the names across halt and up.
         Directory("/etc/halab"),
-        File(LAB_HOSTS, hosts_file),
-        File("/etc/hosts", hosts_file, in_place=True),
-        File(HOSTS_UNIT, lambda facts: HOSTS_UNIT_TEXT),
+        Template(LAB_HOSTS, template="common/hosts.j2", context=context),
+        Template("/etc/hosts", template="common/hosts.j2", context=context, in_place=True),
+        File(HOSTS_UNIT, HOSTS_UNIT_TEXT),
         Service("halab-hosts", restart_on=(LAB_HOSTS, HOSTS_UNIT), can_reload=False),
-        File("/etc/motd", lambda facts: render("common/motd.j2", ctx.context())),
+        Template("/etc/motd", template="common/motd.j2", context=context),
     ]

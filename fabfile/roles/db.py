@@ -1,30 +1,19 @@
-"""MariaDB (Debian's MySQL), bound to the private IP, one account per app host."""
-from ..render import render
-from ..steps import Command, File, Packages, Service
+"""The database: MariaDB (Debian's MySQL), bound to the private IP, one account per app
+host, scoped to that host's address."""
+from ..converge.steps import Command, Packages, Service, Template
+from ..remote import facts as F
+from .base import Role, register
 
 CONF = "/etc/mysql/mariadb.conf.d/60-halab.cnf"
 GRANTS = "/etc/mysql/halab-grants.sql"
 
-
-def steps(ctx):
-    s = ctx.settings
-    app_hosts = len(ctx.lab.with_role("app"))
-    account_count = f"mariadb -N -e \"SELECT COUNT(*) FROM mysql.global_priv WHERE User='{s['db_user']}'\""
-
-    def grants_needed(facts, changed_paths):
-        return GRANTS in changed_paths or facts.get("db_accounts") != str(app_hosts)
-
-    return [
-        Packages(("default-mysql-server",)),
-        File(CONF, lambda facts: render("db/mariadb-lab.cnf.j2", ctx.context()),
-             validate=VALIDATE_CONF),
-        Service("mariadb", restart_on=(CONF,)),
-        File(GRANTS, lambda facts: render("db/grants.sql.j2", ctx.context(
-            db_password=ctx.secrets["db_password"])), mode="600", secret=True),
-        Command("database and grants", f"mariadb --batch < {GRANTS}", when=grants_needed,
-                queries={"db_accounts": account_count}),
-    ]
-
+DEFAULTS = {
+    "db_port": 3306,                # MariaDB's standard port
+    "db_name": "notes",             # no "_" or "%": those are wildcards in a GRANT's database name
+    "db_user": "notes",             # the app's own account; never root
+    "buffer_pool_mb": 256,          # InnoDB cache; a quarter of db1's 1 GiB leaves room for the OS
+    "max_connections": 100,         # the app opens one connection per request; 100 is plenty here
+}
 
 # mariadbd parses the candidate with every other option file and exits: an unknown option
 # exits non-zero, a bad engine value only prints [ERROR] (MariaDB 10.11 has no working
@@ -32,3 +21,45 @@ def steps(ctx):
 VALIDATE_CONF = ("out=$(mariadbd --defaults-extra-file={path} --user=mysql --help --verbose 2>&1 >/dev/null); "
                  "rc=$?; printf '%s\\n' \"$out\" | grep -v Warning; "
                  "[ $rc -eq 0 ] && ! printf '%s\\n' \"$out\" | grep -q '\\[ERROR\\]'")
+
+
+def notes_table(settings):
+    return f"{settings['db_name']}.notes"
+
+
+def account_count(settings):
+    """The fact: how many accounts the app user has (one per app host when converged)."""
+    return F.sql_value(f"SELECT COUNT(*) FROM mysql.global_priv WHERE User='{settings['db_user']}'")
+
+
+class Database(Role):
+    name = "db"
+    summary = "MariaDB on the private IP; the notes database; an account per app host"
+    defaults = DEFAULTS
+    services = ("mariadb",)
+    packages = ("default-mysql-server",)
+
+    def listeners(self, host, settings):
+        return [(host.ip, settings["db_port"])]
+
+    def steps(self, ctx):
+        settings = ctx.settings
+        app_hosts = len(ctx.lab.with_role("app"))
+        accounts = account_count(settings)
+
+        def grants_needed(facts, changed_paths):
+            return GRANTS in changed_paths or F.value(facts, accounts) != str(app_hosts)
+
+        return [
+            Packages(self.packages),
+            Template(CONF, template="db/mariadb-lab.cnf.j2", context=ctx.template_context(),
+                     validate=VALIDATE_CONF),
+            Service("mariadb", restart_on=(CONF,)),
+            Template(GRANTS, template="db/grants.sql.j2",
+                     context=ctx.template_context(db_password=ctx.secrets["db_password"]),
+                     mode="600", secret=True),
+            Command("database and grants", f"mariadb --batch < {GRANTS}", when=grants_needed, needs=(accounts,)),
+        ]
+
+
+DB = register(Database())

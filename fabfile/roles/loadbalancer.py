@@ -1,50 +1,184 @@
-"""HAProxy in front of the web tier, keepalived holding the VIP for the pair."""
-from ..render import render
-from ..steps import Directory, File, Packages, Service
+"""The load balancers: HAProxy in front of the web tier, keepalived holding the virtual IP
+for the pair (VRRP). The first balancer in lab.yml is the preferred MASTER.
 
-PACKAGES = ("haproxy", "keepalived", "curl")
+How HAProxy is configured: templates/loadbalancer/haproxy.cfg.j2, rendered with the
+settings below and lab.yml's web hosts, checked with `haproxy -c` before it replaces the
+live file, reloaded when it changed. How it is proven: the checks at the end."""
+from ..core.errors import LabError
+from ..remote import facts as F
+from ..converge.steps import Directory, Packages, Service, Template
+from .base import Check, Role, register
+
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 NOTIFY_SCRIPT = "/etc/keepalived/notify.sh"
 HAPROXY_DROPIN = "/etc/systemd/system/haproxy.service.d/keepalived.conf"
+TRANSITIONS_LOG = "/var/log/keepalived-transitions.log"
+# keepalived.conf's lines that say whom it talks to: `unicast_peer {`, the peers' addresses
+# alone on their lines, and `vrrp_strict` (which would break unicast).
+PEER_LINES = F.config_words(KEEPALIVED_CONF, r"^\s*(unicast_peer|vrrp_strict)|^\s*([0-9]+\.){3}[0-9]+\s*$")
+
+DEFAULTS = {
+    # HAProxy
+    "stats_port": 8404,           # HAProxy's customary stats port; bound on the private IP only
+    "check_inter_ms": 500,        # health-check a web server twice a second...
+    "check_fall": 2,              # ...and take it out after 2 failures (~1 s)...
+    "check_rise": 2,              # ...and back in after 2 successes: one lucky answer is not enough
+    "timeout_connect_ms": 2000,   # a LAN connect takes < 1 ms; 2 s means "that server is gone"
+    "timeout_client_ms": 30000,   # idle client (browser keep-alive, slow upload)
+    "timeout_server_ms": 30000,   # must cover the slowest app answer (Gunicorn kills at 30 s)
+    "timeout_http_request_ms": 10000,  # whole request headers within 10 s (slowloris guard)
+    # keepalived (VRRP)
+    "vrid": 51,                   # virtual router id 1-255, unique per network segment
+    "advert_int": 0.1,            # VRRPv3 adverts every 100 ms: the backup declares the master
+                                  # dead after 3 x 0.1 + skew ~= 0.36 s of silence
+    "priority_master": 150,       # the higher priority wins the election (1-254)...
+    "priority_backup": 100,       # ...and the gap leaves room for weights if you add them
+    "preempt": True,              # the MASTER takes the VIP back when it recovers
+    "garp_master_delay": 1,       # a second burst of gratuitous ARPs 1 s after becoming MASTER
+    "garp_master_repeat": 3,      # 3 gratuitous ARPs per burst: one lost packet changes nothing
+    "script_interval": 1,         # run chk_haproxy every second (keepalived wants whole seconds)
+    "script_fall": 2,             # 2 failed checks in a row -> FAULT: one slow answer is no failure
+    "script_rise": 2,             # 2 good checks in a row -> healthy again
+    "script_timeout": 1,          # an HAProxy that needs more than 1 s to answer locally is sick
+    "process_delay": 0.1,         # HAProxy must stay gone 100 ms before the node goes to FAULT
+                                  # (a reload keeps the master process, so it never trips this)
+    "haproxy_state_file": "/run/haproxy-state",  # 0 HAProxy runs, 1 it stopped: systemd writes,
+                                  # keepalived watches (track_file), no polling delay
+    "track_process": True,        # watch HAProxy through the kernel's process events. Turned
+                                  # off on container guests (`systemd-detect-virt --container`
+                                  # succeeds): the event connector lives only in the host's
+                                  # network namespace, and keepalived would stay in FAULT
+}
 
 
-def interface_fact(host):
-    """The interface that carries the host's private IP: found, never assumed."""
-    return {"iface": f"ip -o -4 addr show | awk '$4 ~ /^{host.ip.replace('.', '[.]')}\\// {{print $2; exit}}'"}
+def balancers(lab):
+    return lab.with_role("loadbalancer")
 
 
-def steps(ctx):
-    lab, host, settings = ctx.lab, ctx.host, ctx.settings
-    balancers = lab.with_role("loadbalancer")
-    is_master = host == balancers[0]
-    peer = balancers[1] if is_master else balancers[0]
-
-    def keepalived_conf(facts):
-        iface = facts.get("iface")
-        if not iface:
-            raise ctx.fail(f"no interface carries {host.ip}; is the private network up?")
-        # keepalived's process tracking needs the kernel's process-event connector, which
-        # a container (its own network namespace) does not have.
-        in_container = facts.get("container", "none") not in ("", "none")
-        return render("loadbalancer/keepalived.conf.j2", ctx.context(
-            settings=dict(settings, track_process=settings["track_process"] and not in_container),
-            peer=peer, iface=iface, state="MASTER" if is_master else "BACKUP",
-            priority=settings["priority_master"] if is_master else settings["priority_backup"]))
-
-    return [
-        Packages(PACKAGES),
-        Directory("/etc/systemd/system/haproxy.service.d"),
-        File(HAPROXY_DROPIN, lambda facts: render("loadbalancer/haproxy-keepalived.conf.j2", ctx.context())),
-        File(HAPROXY_CFG, lambda facts: render("loadbalancer/haproxy.cfg.j2", ctx.context()),
-             validate="haproxy -c -f {path}"),
-        File(NOTIFY_SCRIPT, lambda facts: render("loadbalancer/keepalived-notify.sh.j2", ctx.context()),
-             mode="755", validate="sh -n {path}"),
-        File(KEEPALIVED_CONF, keepalived_conf, mode="640", validate="keepalived -t -f {path}"),
-        Service("haproxy", reload_on=(HAPROXY_CFG,), restart_on=(HAPROXY_DROPIN,)),
-        Service("keepalived", reload_on=(KEEPALIVED_CONF, NOTIFY_SCRIPT)),
-    ]
+def preferred_master(lab):
+    """The balancer that holds the VIP while both are healthy: the first in lab.yml."""
+    return balancers(lab)[0]
 
 
-def fact_queries(ctx):
-    return {**interface_fact(ctx.host), "container": "systemd-detect-virt --container"}
+def peer_of(lab, host):
+    return next(h for h in balancers(lab) if h != host)
+
+
+def pair_facts():
+    """What the drills and status read to judge the pair: addresses, services, VRRP state."""
+    return [F.addresses(), F.service("haproxy"), F.service("keepalived"), F.vrrp_state(TRANSITIONS_LOG)]
+
+
+def vip_holders(lab, facts_by_host):
+    """The balancers whose addresses include the VIP."""
+    return [h.name for h in balancers(lab)
+            if h.name in facts_by_host and F.value(facts_by_host[h.name], F.addresses()).holds(lab.vip)]
+
+
+def pair_health(lab, settings, facts_by_host):
+    """(healthy, VIP holders, detail): both balancers' services up, one MASTER and one
+    BACKUP, exactly one holding the VIP, and with preempt, the preferred MASTER."""
+    holders = vip_holders(lab, facts_by_host)
+    states = []
+    for host in balancers(lab):
+        facts = facts_by_host.get(host.name)
+        if facts is None:
+            return False, holders, f"{host.name}: not reachable"
+        down = [u for u in ("haproxy", "keepalived") if not F.value(facts, F.service(u)).running]
+        if down:
+            return False, holders, f"{host.name}: {' and '.join(down)} not active"
+        states.append(F.value(facts, F.vrrp_state(TRANSITIONS_LOG)))
+    if len(holders) != 1 or sorted(states) != ["BACKUP", "MASTER"]:
+        return False, holders, f"VIP on {holders or 'nobody'}, states {states}"
+    master = preferred_master(lab).name
+    if settings["preempt"] and holders != [master]:
+        return False, holders, f"VIP on {holders[0]}, waiting for {master} to take it back (preempt)"
+    return True, holders, "one MASTER, one BACKUP, VIP on " + holders[0]
+
+
+class LoadBalancer(Role):
+    name = "loadbalancer"
+    summary = "HAProxy + keepalived: the virtual IP, TLS-free HTTP on :80, stats on the private IP"
+    defaults = DEFAULTS
+    services = ("haproxy", "keepalived")
+    packages = ("haproxy", "keepalived", "curl")
+
+    def listeners(self, host, settings):
+        return [("*", 80), (host.ip, settings["stats_port"])]
+
+    def facts(self, ctx):
+        return [F.addresses(), F.container()]
+
+    def steps(self, ctx):
+        lab, host, settings = ctx.lab, ctx.host, ctx.settings
+        is_master = host == preferred_master(lab)
+
+        def keepalived_context(facts):
+            iface = F.value(facts, F.addresses()).interface_of(host.ip)
+            if not iface:
+                raise LabError(f"no interface carries {host.ip}; is the private network up?", host=host.name)
+            # keepalived's process tracking needs the kernel's process-event connector,
+            # which a container (its own network namespace) does not have.
+            in_container = F.value(facts, F.container())
+            return ctx.template_context(
+                settings=dict(settings, track_process=settings["track_process"] and not in_container),
+                peer=peer_of(lab, host), iface=iface, state="MASTER" if is_master else "BACKUP",
+                priority=settings["priority_master"] if is_master else settings["priority_backup"])
+
+        context = ctx.template_context()
+        return [
+            Packages(self.packages),
+            Directory("/etc/systemd/system/haproxy.service.d"),
+            Template(HAPROXY_DROPIN, template="loadbalancer/haproxy-keepalived.conf.j2", context=context),
+            Template(HAPROXY_CFG, template="loadbalancer/haproxy.cfg.j2", context=context,
+                     validate="haproxy -c -f {path}"),
+            Template(NOTIFY_SCRIPT, template="loadbalancer/keepalived-notify.sh.j2", context=context,
+                     mode="755", validate="sh -n {path}"),
+            Template(KEEPALIVED_CONF, template="loadbalancer/keepalived.conf.j2", context=keepalived_context,
+                     mode="640", validate="keepalived -t -f {path}"),
+            Service("haproxy", reload_on=(HAPROXY_CFG,), restart_on=(HAPROXY_DROPIN,)),
+            Service("keepalived", reload_on=(KEEPALIVED_CONF, NOTIFY_SCRIPT)),
+        ]
+
+    def check_facts(self, lab, host):
+        settings = self.settings(lab)
+        return [*super().check_facts(lab, host), F.haproxy_backends(host.ip, settings["stats_port"]),
+                PEER_LINES, F.vrrp_state(TRANSITIONS_LOG)]
+
+    def checks(self, lab, host, facts):
+        checks = super().checks(lab, host, facts)
+        peer = peer_of(lab, host)
+        words = F.value(facts, PEER_LINES, ())
+        peers = {w for w in words if w.count(".") == 3}
+        strict = "vrrp_strict" in words
+        checks.append(Check("VRRP unicast to the peer", host.name, peers == {peer.ip} and not strict,
+                            f"unicast_peer {', '.join(sorted(peers)) or 'missing'}"
+                            + ("; vrrp_strict is set" if strict else "")))
+        webs = sorted(h.name for h in lab.with_role("web"))
+        states = F.value(facts, F.haproxy_backends(host.ip, self.settings(lab)["stats_port"]), {})
+        checks.append(Check("HAProxy sees every web backend UP", host.name,
+                            all(states.get(w) == "UP" for w in webs),
+                            ", ".join(f"{w} {states.get(w, 'absent')}" for w in webs)))
+        return checks
+
+    def lab_checks(self, lab, facts_by_host):
+        holders = vip_holders(lab, facts_by_host)
+        checks = [Check("VIP held by exactly one balancer", ",".join(holders) or "-", len(holders) == 1,
+                        f"{lab.vip} on {', '.join(holders) or 'no balancer'}")]
+        states = {h.name: F.value(facts_by_host[h.name], F.vrrp_state(TRANSITIONS_LOG))
+                  for h in balancers(lab) if h.name in facts_by_host}
+        checks.append(Check("keepalived peers agree: one MASTER, one BACKUP", "-",
+                            sorted(states.values()) == ["BACKUP", "MASTER"],
+                            ", ".join(f"{n} {s}" for n, s in states.items())))
+        healthy = all(h.name in facts_by_host and
+                      all(F.value(facts_by_host[h.name], F.service(u)).running for u in self.services)
+                      for h in balancers(lab))
+        if healthy and self.settings(lab)["preempt"]:
+            master = preferred_master(lab).name
+            checks.append(Check("VIP on the MASTER while both are healthy", master, holders == [master],
+                                f"{lab.vip} on {', '.join(holders) or 'nobody'}, MASTER is {master}"))
+        return checks
+
+
+LOADBALANCER = register(LoadBalancer())

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.lab import PROJECT_DIR, load_lab
+from fabfile.core.config import PROJECT_DIR
+from fabfile.core.lab import load_lab
 
 LAB_FILE = Path(__file__).with_name("lab.yml")
 INVOKE = [sys.executable, "-m", "invoke"]

@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from fabfile.client import request
-from fabfile.netsafety import ensure_local_route
-from fabfile.render import TEMPLATES_DIR
+from fabfile.checks.http import request
+from fabfile.checks.netsafety import ensure_local_route
+from fabfile.converge.templates import TEMPLATES_DIR
 from tests.e2e.conftest import read_json
 
 pytestmark = pytest.mark.e2e

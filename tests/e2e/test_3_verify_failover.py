@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from fabfile.netsafety import ensure_local_route
+from fabfile.checks.netsafety import ensure_local_route
 from tests.e2e.conftest import read_json
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,4 @@
-"""Make the project root (fabfile.settings) and app/ (notes_app) importable in unit tests."""
+"""Make the project root (fabfile) and app/ (notes_app) importable in unit tests."""
 import sys
 from pathlib import Path
 

@@ -1,5 +1,5 @@
 """The failover figures computed from the client's samples."""
-from fabfile.drill_client import Sample, gap_ms, outage_ms
+from fabfile.drills.client import Sample, gap_ms, outage_ms
 
 
 def sample(started, finished, ok, balancer=""):

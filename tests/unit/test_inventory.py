@@ -1,5 +1,5 @@
 """ssh-config parsing on canned `vagrant ssh-config` output."""
-from fabfile.inventory import parse_ssh_config
+from fabfile.remote.connection import parse_ssh_config
 
 CANNED = """Host lb1
   HostName 127.0.0.1
@@ -40,7 +40,7 @@ def test_empty_config_has_no_endpoints():
 
 
 def test_host_blocks_split_and_join_back():
-    from fabfile.inventory import split_host_blocks
+    from fabfile.remote.connection import split_host_blocks
     blocks = split_host_blocks(CANNED)
     assert list(blocks) == ["lb1", "web1"]
     assert blocks["web1"].startswith("Host web1\n") and blocks["web1"].endswith("\n\n")

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.errors import LabError
-from fabfile.lab import DEFAULT_LAB_FILE, check_provider_network, load_lab, parse_lab
-import fabfile.lab as lab_module
+from fabfile.core.errors import LabError
+from fabfile.core.lab import DEFAULT_LAB_FILE, check_provider_network, load_lab, parse_lab
+import fabfile.core.lab as lab_module
 
 GOOD = """
 name: halab
@@ -138,7 +138,7 @@ def test_missing_file():
 
 def test_a_derived_lab_gets_its_own_name_and_a_free_subnet():
     import ipaddress
-    from fabfile.lab import derive_lab_text
+    from fabfile.core.lab import derive_lab_text
     base = parse_lab(GOOD)
     taken = [ipaddress.ip_network("192.168.56.0/24"), ipaddress.ip_network("192.168.57.0/24")]
     lab = parse_lab(derive_lab_text(base, "student2", taken))
@@ -149,7 +149,7 @@ def test_a_derived_lab_gets_its_own_name_and_a_free_subnet():
 
 def test_no_free_subnet_is_a_clear_error():
     import ipaddress
-    from fabfile.lab import derive_lab_text
+    from fabfile.core.lab import derive_lab_text
     with pytest.raises(LabError, match="no free /24"):
         derive_lab_text(parse_lab(GOOD), "student9", [ipaddress.ip_network("192.168.56.0/21")])
 

@@ -3,8 +3,8 @@ import ipaddress
 
 import pytest
 
-from fabfile.errors import LabError
-from fabfile.netsafety import ensure_local_route, route_verdict
+from fabfile.core.errors import LabError
+from fabfile.checks.netsafety import ensure_local_route, route_verdict
 
 DEFAULT = "default via 192.0.2.1 dev eth0 \n"
 

@@ -1,12 +1,12 @@
 """Provider choice, Vagrant machine patterns, Vagrant output lines, Docker network conflicts."""
 import pytest
 
-from fabfile.docker import network_conflicts
-from fabfile.errors import LabError
-from fabfile.lab import parse_lab
-from fabfile.machines import VAGRANT_LINE
-from fabfile.providers import choose_provider
-from fabfile.vagrant import Vagrant
+from fabfile.machines.providers.docker import network_conflicts
+from fabfile.core.errors import LabError
+from fabfile.core.lab import parse_lab
+from fabfile.machines.facade import VAGRANT_LINE
+from fabfile.machines.providers import choose_provider
+from fabfile.machines.vagrant import Vagrant
 from tests.unit.test_lab import GOOD
 
 
@@ -68,7 +68,7 @@ def test_docker_network_conflicts():
 
 
 def test_virtualbox_leftovers_are_the_lab_named_vms_vagrant_does_not_know():
-    from fabfile.virtualbox import lab_vm_orphans, parse_vm_list
+    from fabfile.machines.providers.virtualbox import lab_vm_orphans, parse_vm_list
     listing = ('"halab-lb1" {0a1b2c3d-0000-4000-8000-000000000001}\n'
                '"halab-web1" {0a1b2c3d-0000-4000-8000-000000000002}\n'
                '"my-own-vm" {0a1b2c3d-0000-4000-8000-000000000003}\n')

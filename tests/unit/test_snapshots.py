@@ -4,10 +4,10 @@ import subprocess
 import pytest
 import vagrant as python_vagrant
 
-from fabfile.errors import LabError
-from fabfile.lab import parse_lab
-from fabfile.snapshots import Snapshots, parse_snapshot_list
-from fabfile.vagrant import Vagrant
+from fabfile.core.errors import LabError
+from fabfile.core.lab import parse_lab
+from fabfile.machines.snapshots import Snapshots, parse_snapshot_list
+from fabfile.machines.vagrant import Vagrant
 from tests.unit.test_lab import GOOD
 
 LIST_OUTPUT = """==> lb1: \nbare\nprovisioned\n==> lb2: \nbare\nprovisioned

@@ -1,14 +1,18 @@
-"""Every configuration template renders for a small fake lab and says what matters."""
-import ipaddress
+"""Every configuration template renders through its role's own steps and context (the
+same code `invoke provision` runs), for a small lab, and says what matters."""
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import jinja2
 import pytest
+import yaml
 
-from fabfile.settings import ROLE_SETTINGS, settings_for
+from fabfile.converge.steps import Template
+from fabfile.converge.templates import environment
+from fabfile.core.lab import parse_lab
+from fabfile.remote import facts as F
+from fabfile.roles import ROLES, host_plan
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 IFACE = "eth1"
@@ -39,42 +43,33 @@ SCALED_HOSTS = BASE_HOSTS + [Host("web2", "web", "192.168.56.22"),
                              Host("app2", "app", "192.168.56.32")]
 
 
-def make_lab(hosts, network="192.168.56.0/24", vip="192.168.56.10", name="halab"):
-    net = ipaddress.ip_network(network)
-    lab = SimpleNamespace(name=name, network=str(net), prefixlen=net.prefixlen, vip=vip,
-                          gateway=str(net.network_address + 1))
-    by_role = {role: [h for h in hosts if h.role == role] for role in ROLE_SETTINGS}
-    return lab, by_role
+def make_lab(hosts, settings=None):
+    """A lab parsed from lab.yml text, as `invoke` would load it."""
+    data = {"name": "halab", "network": "192.168.56.0/24", "vip": "192.168.56.10",
+            "hosts": {h.name: {"role": h.role, "ip": h.ip} for h in hosts}}
+    if settings:
+        data["settings"] = settings
+    return parse_lab(yaml.safe_dump(data))
 
 
-def environment():
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True)
+def host_facts(host, steps):
+    """The facts a converged host would report where a template reads them: the private
+    address on IFACE, not a container."""
+    wanted = [f for step in steps for f in step.facts()] + [F.addresses(), F.container()]
+    return F.parse_raw(wanted, {"addresses": f"2: {IFACE}    inet {host.ip}/24 brd 192.168.56.255 scope global {IFACE}",
+                                "container": ""})
 
 
-def template_vars(host, by_role, settings):
-    """The per-template variables the provisioning code passes, beyond lab/host/hosts/settings."""
-    if host.role == "loadbalancer":
-        lb1, lb2 = by_role["loadbalancer"]
-        is_first = host == lb1
-        return {"peer": lb2 if is_first else lb1, "iface": IFACE,
-                "state": "MASTER" if is_first else "BACKUP",
-                "priority": settings["priority_master" if is_first else "priority_backup"]}
-    if host.role == "app":
-        return {"db": by_role["db"][0], "db_password": PASSWORD}
-    if host.role == "db":
-        return {"db_password": PASSWORD}
-    return {}
-
-
-def render(template, host_name, hosts=BASE_HOSTS, overrides=None, **extra):
-    lab, by_role = make_lab(hosts)
-    host = next(h for h in hosts if h.name == host_name)
-    settings = settings_for(host.role)
-    settings.update(overrides or {})
-    context = {"lab": lab, "host": host, "hosts": by_role, "settings": settings}
-    context.update(template_vars(host, by_role, settings))
+def render(template, host_name, hosts=BASE_HOSTS, overrides=None, db_password=PASSWORD, **extra):
+    """Render `template` as host_name's role renders it; `overrides` are lab.yml settings
+    of that host's role; `extra` replaces context variables (to test failures)."""
+    role = next(h.role for h in hosts if h.name == host_name)
+    lab = make_lab(hosts, {role: overrides} if overrides else None)
+    host = lab.host(host_name)
+    secrets = {"db_password": db_password, "lab_ssh_key": ("PRIVATE KEY", "ssh-ed25519 AAAAtest halab-lab")}
+    steps, _ = host_plan(lab, host, secrets)
+    step = next(s for s in steps if isinstance(s, Template) and s.template == template)
+    context = step.context(host_facts(host, steps)) if callable(step.context) else dict(step.context)
     context.update(extra)
     return environment().get_template(template).render(**context)
 
@@ -221,7 +216,7 @@ def test_keepalived_tracks_the_haproxy_process_and_its_answer():
 
 def test_systemd_tells_keepalived_when_haproxy_stops_through_the_tracked_file():
     dropin = render("loadbalancer/haproxy-keepalived.conf.j2", "lb1")
-    state_file = ROLE_SETTINGS["loadbalancer"]["haproxy_state_file"]
+    state_file = ROLES["loadbalancer"].defaults["haproxy_state_file"]
     assert f"ExecStartPost=/bin/sh -c 'echo 0 > {state_file}'" in dropin
     assert f"ExecStopPost=/bin/sh -c 'echo 1 > {state_file}'" in dropin
     conf = keepalived("lb1")
@@ -413,20 +408,32 @@ def test_grants_escape_the_password_and_the_database_wildcards():
 
 # --- settings ---------------------------------------------------------------------
 
-def test_shared_facts_agree_across_roles():
-    assert ROLE_SETTINGS["web"]["app_port"] == ROLE_SETTINGS["app"]["app_port"]
+def test_shared_facts_agree_across_roles_even_when_lab_yml_changes_them():
+    lab = make_lab(BASE_HOSTS, {"db": {"db_name": "shop", "db_port": 3307}, "app": {"app_port": 9000}})
+    settings = {name: role.settings(lab) for name, role in ROLES.items()}
+    assert settings["web"]["app_port"] == settings["app"]["app_port"] == 9000
     for key in ("db_name", "db_user", "db_port"):
-        assert ROLE_SETTINGS["app"][key] == ROLE_SETTINGS["db"][key]
+        assert settings["app"][key] == settings["db"][key]
+    assert settings["app"]["db_name"] == "shop"
+
+
+def test_a_setting_is_overridden_only_by_its_owner_and_only_if_it_exists():
+    from fabfile.core.errors import LabError
+    with pytest.raises(LabError, match="belongs to another role"):
+        ROLES["web"].settings(make_lab(BASE_HOSTS, {"web": {"app_port": 1}}))
+    with pytest.raises(LabError, match="unknown setting advert_intt"):
+        ROLES["loadbalancer"].settings(make_lab(BASE_HOSTS, {"loadbalancer": {"advert_intt": 1}}))
 
 
 def test_vrrp_timings_are_sane():
-    lb = ROLE_SETTINGS["loadbalancer"]
+    lb = ROLES["loadbalancer"].settings(make_lab(BASE_HOSTS))
     assert 1 <= lb["priority_backup"] < lb["priority_master"] <= 254
     assert 0.01 <= lb["advert_int"] <= 40 and 1 <= lb["vrid"] <= 255
     assert isinstance(lb["script_interval"], int)   # keepalived's vrrp_script wants integers
 
 
-def test_settings_for_returns_a_copy():
-    settings = settings_for("web")
+def test_settings_are_a_new_dict_each_time():
+    lab = make_lab(BASE_HOSTS)
+    settings = ROLES["web"].settings(lab)
     settings["app_port"] = 1
-    assert ROLE_SETTINGS["web"]["app_port"] != 1
+    assert ROLES["web"].settings(lab)["app_port"] != 1

@@ -1,0 +1,1 @@
+"""core: the lab model and its validation, errors, the console, configuration, state."""

@@ -1,0 +1,102 @@
+"""`invoke provision`: every host's role applied in parallel, one SSH connection each,
+facts first and actions only where the host differs. The database host finishes before
+an app host migrates against it."""
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..converge.engine import HostRun, converge
+from ..core.console import info, say, table
+from ..core.errors import LabError
+from ..core.state import lab_ssh_key, secret
+from ..machines.snapshots import take_stage_snapshot
+from ..roles import host_plan
+
+
+class Provisioner:
+    def __init__(self, lab, connections, dry_run=False):
+        self.lab = lab
+        self.connections = connections
+        self.dry_run = dry_run
+        self.done = {name: threading.Event() for name in connections}
+        self.runs = {}
+
+    def wait_for_roles(self, roles):
+        """Block until every host of `roles` in this run has finished; raise if one failed."""
+        for host in self.lab.hosts:
+            if host.role in roles and host.name in self.done:
+                self.done[host.name].wait()
+                if self.runs[host.name].failure:
+                    raise LabError(f"{host.name} failed; this step needs it", step=f"wait for {host.name}")
+
+    def run(self):
+        started = time.monotonic()
+        secrets = {"db_password": secret(self.lab, "db_password"), "lab_ssh_key": lab_ssh_key(self.lab)}
+        plans = {}
+        for name in self.connections:
+            host = self.lab.host(name)
+            plans[name] = host_plan(self.lab, host, secrets)
+            self.runs[name] = HostRun(name, host.role, self.connections[name], self.dry_run, self.wait_for_roles)
+
+        def work(name):
+            say(name, f"{'checking' if self.dry_run else 'provisioning'} as {self.runs[name].role}")
+            try:
+                run = converge(self.runs[name], *plans[name])
+            finally:
+                self.done[name].set()
+            verdict = "FAILED" if run.failure else "done"
+            say(name, f"{verdict}: {run.changed} {'to change' if self.dry_run else 'changed'}, "
+                      f"{run.ok} ok ({run.seconds:.1f}s)")
+            return run
+
+        with ThreadPoolExecutor(max_workers=max(1, len(self.connections))) as pool:
+            list(pool.map(work, list(self.connections)))
+        return Report(self.runs, time.monotonic() - started, self.dry_run)
+
+
+@dataclass
+class Report:
+    runs: dict
+    seconds: float
+    dry_run: bool
+
+    @property
+    def failed(self):
+        return [r for r in self.runs.values() if r.failure]
+
+    @property
+    def changed(self):
+        return sum(r.changed for r in self.runs.values())
+
+    def table(self):
+        rows = [[r.name, r.role, r.changed, r.ok, 1 if r.failure else 0, f"{r.seconds:.1f}"]
+                for r in self.runs.values()]
+        head = "to change" if self.dry_run else "changed"
+        return table(["host", "role", head, "ok", "failed", "seconds"], rows)
+
+    def as_json(self):
+        return {"hosts": {r.name: {"changed": r.changed, "ok": r.ok, "failed": 1 if r.failure else 0,
+                                   "seconds": round(r.seconds, 2)} for r in self.runs.values()},
+                "changed": self.changed, "failed": len(self.failed), "seconds": round(self.seconds, 2),
+                "dry_run": self.dry_run}
+
+    def verdict(self):
+        if self.failed:
+            lines = [f"{r.name}: {r.failure.splitlines()[0]}" for r in self.failed]
+            return "provision failed on " + ", ".join(r.name for r in self.failed) + ":\n  " + "\n  ".join(lines)
+        word = "to change" if self.dry_run else "changed"
+        if self.changed == 0:
+            return f"provision: nothing {word}; the lab is converged ({self.seconds:.1f}s)"
+        return f"provision: {self.changed} step(s) {word} in {self.seconds:.1f}s"
+
+
+def provision(machines, hosts, dry_run=False):
+    lab = machines.lab
+    connections = machines.connections(hosts)
+    info(f"lab {lab.name}: {'dry run over' if dry_run else 'provisioning'} {', '.join(connections)}")
+    report = Provisioner(lab, connections, dry_run=dry_run).run()
+    info(report.table())
+    if not dry_run and not report.failed and report.changed:
+        take_stage_snapshot(machines, "provisioned", list(connections))
+    return report

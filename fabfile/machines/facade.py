@@ -1,0 +1,145 @@
+"""The lab's machines, one facade over Vagrant and the providers: boot, states, halt,
+destroy, connections. Provider differences live in the provider objects."""
+import re
+import time
+
+from ..core.console import info, say
+from ..core.errors import LabError
+from ..core.lab import check_provider_network
+from ..core.state import machines_dir
+from ..remote.parallel import HostResult, run_parallel
+from . import providers
+from .inventory import Inventory
+from .snapshots import take_stage_snapshot
+from .vagrant import Vagrant
+
+VAGRANT_LINE = re.compile(r"^(==>|\s{4})\s?([\w-]+): ?(.*)$")
+
+
+class Machines:
+    def __init__(self, lab):
+        self.lab = lab
+        self._vagrant = None
+        self.inventory = Inventory(lab, lambda: self.vagrant, self.states)
+        self.machines_dir = machines_dir(lab)
+
+    @property
+    def vagrant(self):
+        if self._vagrant is None:
+            in_use = providers.provider_in_use(self.lab.host_names, self.machines_dir)
+            self._vagrant = Vagrant(self.lab, next(iter(in_use)) if len(in_use) == 1 else None)
+        return self._vagrant
+
+    def provider(self, requested=None):
+        provider = providers.choose_provider(
+            requested, providers.provider_in_use(self.lab.host_names, self.machines_dir), providers.usable)
+        check_provider_network(self.lab, provider)
+        return provider
+
+    def up(self, names=None, requested_provider=None, verbose=False, quiet=False):
+        started = time.monotonic()
+        hosts = [h.name for h in self.lab.select(names)]
+        provider = self.provider(requested_provider)
+        info(f"lab {self.lab.name}: booting {', '.join(hosts)} on {provider}")
+        providers.get(provider).prepare(self, hosts)
+        new_hosts = [n for n, (state, _) in self.states().items() if n in hosts and state == "not created"] \
+            if providers.get(provider).has_snapshots else []
+        self.inventory.invalidate(hosts)
+        for line in self.vagrant.up(hosts, provider):
+            if not quiet:
+                echo_vagrant_line(line, verbose)
+        everything = len(hosts) == len(self.lab.hosts)
+        self.inventory.refresh(running=hosts if everything else None, only=None if everything else hosts)
+        take_stage_snapshot(self, "bare", new_hosts)
+        info(f"lab {self.lab.name}: {len(hosts)} host(s) up on {provider} in "
+             f"{time.monotonic() - started:.1f}s")
+
+    def refuse_leftovers(self, kind, orphans):
+        if orphans:
+            raise LabError(
+                f"{kind} of lab {self.lab.name!r} exist that this checkout's Vagrant does not "
+                f"know (an earlier checkout or an interrupted run): {', '.join(sorted(orphans))}",
+                "clear them with `invoke destroy --yes`, then `invoke up`")
+
+    def states(self):
+        """{host: (state, provider)}. On docker, read from Docker in one call (Vagrant's
+        status takes seconds there); elsewhere one `vagrant status`."""
+        in_use = providers.provider_in_use(self.lab.host_names, self.machines_dir)
+        if len(in_use) == 1:
+            fast = providers.get(next(iter(in_use))).states(self)
+            if fast is not None:
+                return fast
+        return {s.name: (s.state.replace("_", " "), s.provider or "-") for s in self.vagrant.status()}
+
+    def ssh_argv(self, host, command=None, tty=False):
+        """The `ssh` command line that reaches HOST through the cached SSH config."""
+        self.lab.host(host)
+        if host not in self.inventory.endpoints():
+            raise LabError(f"{host} is not running", f"boot it: invoke up --hosts {host}")
+        argv = ["ssh", "-F", str(self.inventory.cache_path)] + (["-t"] if tty else []) + [host]
+        return argv + (["--", command] if command else [])
+
+    def connections(self, hosts):
+        """{name: Connection} of hosts; LabError naming the hosts that are not running."""
+        connections, down = self.inventory.connections(hosts)
+        if down:
+            raise LabError(f"not running: {', '.join(down)}",
+                           f"boot them: invoke up --hosts {','.join(down)}")
+        return connections
+
+    def run(self, hosts, command, sudo=False):
+        """Run command on hosts in parallel; a host that is not running counts as failed."""
+        connections, down = self.inventory.connections(hosts)
+        results = run_parallel(connections, command, sudo=sudo)
+        for name in down:
+            say(name, "not running")
+            results[name] = HostResult(name, -1, error="not running")
+        return results
+
+    def crash(self, host):
+        """Power `host` off at once, the way the provider can."""
+        providers.get(self.provider()).crash(self, host)
+
+    def halt(self, names=None, force=False):
+        hosts = [h.name for h in self.lab.select(names)]
+        self.inventory.invalidate(hosts)
+        for host in hosts:
+            say(host, "halting" + (" (forced)" if force else ""))
+        self.vagrant.halt(hosts, force=force)
+        for host in hosts:
+            say(host, "halted")
+
+    def destroy(self):
+        self.inventory.invalidate()
+        info(f"lab {self.lab.name}: destroying every host")
+        # Only the machines that exist: for the others Vagrant would pick a provider of
+        # its own, and fail if that one (libvirt, say) is installed but not running.
+        created = [name for name, (state, _) in self.states().items() if state != "not created"]
+        if created:
+            self.vagrant.destroy(created)
+        removed = []
+        for provider in providers.PROVIDERS.values():
+            if provider.usable()[0]:
+                removed += provider.remove_leftovers(self.lab, self.machines_dir)
+        for item in removed:
+            say("leftover", f"removed {item}")
+        info(f"lab {self.lab.name}: destroyed")
+
+
+def echo_vagrant_line(line, verbose=False):
+    """Vagrant's `==> host: message` lines, reprinted as `host | message`; its indented
+    detail lines only when verbose."""
+    line = line.rstrip()
+    if not line.strip():
+        return
+    match = VAGRANT_LINE.match(line)
+    if not match:
+        if verbose:
+            info(line)
+        return
+    marker, host, message = match.groups()
+    if "--no-provision" in message and not verbose:
+        return  # the lab has no Vagrant provisioners; `invoke provision` does that work
+    if marker == "==>" or verbose:
+        if message.strip():
+            say(host, message.strip())

@@ -1,0 +1,49 @@
+"""The providers, and which one runs the lab: the one asked for, the one the lab already
+uses, VirtualBox where it works, else Docker."""
+from ...core import config
+from ...core.errors import LabError
+from .docker import DOCKER
+from .libvirt import LIBVIRT
+from .virtualbox import VIRTUALBOX
+
+PROVIDERS = {p.name: p for p in (VIRTUALBOX, LIBVIRT, DOCKER)}
+
+
+def get(name):
+    return PROVIDERS[name]
+
+
+def usable(name):
+    return PROVIDERS[name].usable()
+
+
+def provider_in_use(lab_hosts, machines_dir):
+    """The providers of machines this lab already created, from Vagrant's data folder."""
+    found = set()
+    for name in lab_hosts:
+        for provider in PROVIDERS:
+            if (machines_dir / name / provider / "id").exists():
+                found.add(provider)
+    return found
+
+
+def choose_provider(requested, in_use, usable, default=None):
+    """Pick the provider: `requested` wins, then the one already in use, then the
+    environment's default, then VirtualBox when `usable("virtualbox")` says so, else
+    docker. `usable(name)` returns (ok, why)."""
+    if requested and requested not in PROVIDERS:
+        raise LabError(f"unknown provider {requested!r}", f"use one of: {', '.join(PROVIDERS)}")
+    if len(in_use) > 1:
+        raise LabError(f"this lab's machines use several providers ({', '.join(sorted(in_use))})",
+                       "run `invoke destroy --yes`, then `invoke up`")
+    current = next(iter(in_use), None)
+    if requested and current and requested != current:
+        raise LabError(f"the lab already runs on {current}; it cannot be booted on {requested} as well",
+                       f"use --provider {current}, or `invoke destroy --yes` first")
+    choice = requested or current or default or config.current().provider
+    if not choice:
+        choice = "virtualbox" if usable("virtualbox")[0] else "docker"
+    ok, why = usable(choice)
+    if not ok:
+        raise LabError(f"provider {choice} is not usable: {why}", PROVIDERS[choice].install_fix)
+    return choice

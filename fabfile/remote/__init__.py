@@ -1,0 +1,1 @@
+"""remote: SSH connections, commands on many hosts at once, and facts about a host."""

@@ -1,0 +1,62 @@
+"""Commands on many hosts at once, one SSH connection each, output prefixed by host."""
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..core.console import say
+
+
+@dataclass
+class HostResult:
+    host: str
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    error: str = ""  # set when the host could not be reached at all
+
+    @property
+    def ok(self):
+        return not self.error and self.exit_code == 0
+
+
+def run_one(name, connection, command, sudo=False, timeout=None):
+    try:
+        runner = connection.sudo if sudo else connection.run
+        result = runner(command, hide=True, warn=True, timeout=timeout, in_stream=False)
+        return HostResult(name, result.exited, result.stdout, result.stderr)
+    except Exception as exc:  # unreachable host, auth failure, timeout: report, don't crash
+        return HostResult(name, -1, error=f"{type(exc).__name__}: {exc}".strip())
+
+
+def run_parallel(connections, command, sudo=False, timeout=None, echo=True):
+    """Run `command` on every connection at once; returns {host: HostResult}, in lab order.
+    With `echo`, each host's output is printed as soon as the host finishes."""
+    def task(item):
+        name, connection = item
+        result = run_one(name, connection, command, sudo=sudo, timeout=timeout)
+        if echo:
+            echo_result(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, len(connections))) as pool:
+        results = list(pool.map(task, connections.items()))
+    return {r.host: r for r in results}
+
+
+def echo_result(result):
+    if result.error:
+        say(result.host, f"unreachable: {result.error}")
+        return
+    for text in (result.stdout, result.stderr):
+        if text.strip():
+            say(result.host, text.rstrip("\n"))
+
+
+def failure_summary(results):
+    """'lb2 (exit 1), web1 (unreachable)' for the hosts that failed, or ''."""
+    failed = []
+    for r in results.values():
+        if r.error:
+            failed.append(f"{r.host} ({'not running' if r.error == 'not running' else 'unreachable'})")
+        elif r.exit_code != 0:
+            failed.append(f"{r.host} (exit {r.exit_code})")
+    return ", ".join(failed)

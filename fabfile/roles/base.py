@@ -1,0 +1,125 @@
+"""What a role is: everything about one kind of server in one place. Its settings (the
+defaults, which lab.yml's `settings:` may override), packages, files, services and
+listeners, the steps that build it, and the checks that prove it."""
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from ..core.errors import LabError
+from ..core.lab import ROLES
+from ..remote import facts as F
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verification: named for what it proves, with a line a student understands."""
+    name: str
+    host: str
+    passed: bool
+    detail: str
+    seconds: float = 0.0
+
+
+@dataclass
+class RoleContext:
+    """What a role needs to build a host's steps."""
+    lab: object
+    host: object
+    settings: dict
+    secrets: dict
+
+    def template_context(self, **extra):
+        """What every template sees: lab, host, hosts (role -> hosts), the role's settings."""
+        lab = self.lab
+        return {"lab": SimpleNamespace(name=lab.name, network=str(lab.network), prefixlen=lab.network.prefixlen,
+                                       vip=lab.vip, gateway=lab.gateway),
+                "host": self.host,
+                "hosts": {role: lab.with_role(role) for role in ROLES},
+                "settings": self.settings, **extra}
+
+
+def listening(listeners, address, port):
+    """Whether `ss` showed a socket on address:port ('*': on every address)."""
+    return f"{address}:{port}" in listeners
+
+
+class Role:
+    name = ""
+    summary = ""
+    defaults = {}     # the role's settings, each explained where it is defined
+    services = ()     # the systemd units it runs
+
+    def shared(self, lab):
+        """Settings this role takes from another role (the port it connects to): the other
+        role owns them, so the two cannot drift apart."""
+        return {}
+
+    def settings(self, lab):
+        """A new dict: the defaults, lab.yml's `settings: {role: {...}}` over them, and the
+        settings shared with the roles this one talks to."""
+        overrides = lab.settings.get(self.name, {})
+        shared = self.shared(lab)
+        borrowed = sorted(set(overrides) & set(shared))
+        if borrowed:
+            raise LabError(f"{lab.path.name}: settings.{self.name}: {', '.join(borrowed)} belongs to "
+                           f"another role", "set it under that role (settings.db for db_*, settings.app for app_port)")
+        unknown = sorted(set(overrides) - set(self.defaults))
+        if unknown:
+            raise LabError(f"{lab.path.name}: settings.{self.name}: unknown setting {', '.join(unknown)}",
+                           f"use one of: {', '.join(sorted(self.defaults))}")
+        return {**self.defaults, **overrides, **shared}
+
+    def listeners(self, host, settings):
+        """[(address, port)] the role listens on; '*' means every address."""
+        return []
+
+    # --- building ---------------------------------------------------------------------
+    def facts(self, ctx):
+        """Facts the steps need beyond their own (the private interface, say)."""
+        return []
+
+    def steps(self, ctx):
+        return []
+
+    # --- proving ----------------------------------------------------------------------
+    def check_facts(self, lab, host):
+        """What the checks of a host of this role read, gathered with every other fact."""
+        return [*(F.service(s) for s in all_services()), F.listeners(), F.addresses()]
+
+    def checks(self, lab, host, facts):
+        """Its services active and enabled, no other role's service running, its ports
+        on the right addresses."""
+        checks = []
+        for unit in all_services():
+            state = F.value(facts, F.service(unit))
+            if unit in self.services:
+                checks.append(Check(f"{unit} active and enabled", host.name,
+                                    state.running and state.is_enabled, f"{state.active}, {state.enabled}"))
+            elif state.running:
+                checks.append(Check(f"{unit} not running here", host.name, False,
+                                    f"{unit} runs on a {host.role} host"))
+        sockets = F.value(facts, F.listeners(), frozenset())
+        for address, port in self.listeners(host, self.settings(lab)):
+            where = "all addresses" if address == "*" else address
+            ok = listening(sockets, address, port)
+            seen = ", ".join(sorted(s for s in sockets if s.endswith(f":{port}"))) or "none"
+            checks.append(Check(f"port {port} on {where}", host.name, ok,
+                                f"listening on {where}:{port}" if ok else f"not on {where}:{port}; sockets: {seen}"))
+            if address != "*" and listening(sockets, "*", port):
+                checks.append(Check(f"port {port} not on 0.0.0.0", host.name, False, "bound to every address"))
+        return checks
+
+    def lab_checks(self, lab, facts_by_host):
+        """Checks across the hosts of this role (the VIP on exactly one balancer)."""
+        return []
+
+
+_registry = {}
+
+
+def register(role):
+    _registry[role.name] = role
+    return role
+
+
+def all_services():
+    return sorted({unit for role in _registry.values() for unit in role.services})
