@@ -1,9 +1,11 @@
 """Preflight: every prerequisite of the lab, with a verdict and the fix."""
 import importlib.metadata
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 
+from ..core.config import ENVIRONMENT
 from ..core.errors import LabError
 from ..core.lab import ROLES, check_provider_network, load_lab
 from ..machines.providers import PROVIDERS, choose_provider, docker, usable
@@ -115,9 +117,17 @@ def check_python_packages():
     return Finding("python packages", "ok", ", ".join(versions))
 
 
+def check_environment(environ=None):
+    """Which of the lab's environment variables are set: they change what every command does."""
+    environ = os.environ if environ is None else environ
+    found = [f"{name}={environ[name]} ({what})" for name, what in ENVIRONMENT.items() if environ.get(name)]
+    return Finding("environment", "ok", "; ".join(found) if found else "none of "
+                   + ", ".join(ENVIRONMENT) + " is set: lab.yml and the defaults decide")
+
+
 def run_checks():
     lab, lab_finding = check_lab_file()
-    findings = [lab_finding, check_vagrant(), *check_providers(), check_box()]
+    findings = [check_environment(), lab_finding, check_vagrant(), *check_providers(), check_box()]
     if lab:
         findings += [*check_network(lab), check_memory(lab)]
     findings.append(check_python_packages())

@@ -60,7 +60,3 @@ def render(name, context):
         raise LabError(f"template {name}{where}: {exc}{shown}", "fix the template; nothing was changed",
                        host=getattr(host, "name", None)) from None
 
-
-def template_names():
-    """Every shipped template, relative to templates/."""
-    return sorted(str(p.relative_to(TEMPLATES_DIR)) for p in Path(TEMPLATES_DIR).rglob("*.j2"))

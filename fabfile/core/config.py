@@ -1,6 +1,7 @@
 """The lab's configuration, read in a stated order: the environment first, then the lab
 file (lab.yml, or the one the environment names), then the defaults in the code (each
-role's settings in its module under roles/). Nothing else reads os.environ."""
+role's settings in its module under roles/). Only this module reads the lab's variables
+from the environment; doctor lists them, Vagrant's subprocess inherits them."""
 import os
 from dataclasses import dataclass
 from pathlib import Path

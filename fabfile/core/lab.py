@@ -19,6 +19,12 @@ ROLES = tuple(ROLE_COUNTS)
 VIRTUALBOX_DEFAULT_RANGE = ipaddress.ip_network("192.168.56.0/21")
 VBOX_NETWORKS_CONF = Path("/etc/vbox/networks.conf")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
+# Names Docker (and libvirt) give their own networks: a lab of that name would take them over.
+RESERVED_NAMES = {"bridge", "host", "none", "default"}
+# The private ranges a lab's network may be carved from (RFC 1918); not link-local
+# (169.254/16, cloud metadata lives there), loopback or other special ranges.
+PRIVATE_RANGES = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+LARGEST_PREFIX = 16  # a lab needs a handful of addresses: /16 at most, /29 at least
 HOST_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
@@ -100,9 +106,10 @@ def lab_file_path():
     name = settings.lab_name
     if not name:
         return DEFAULT_LAB_FILE
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.match(name) or name in RESERVED_NAMES:
         raise LabError(f"LAB={name!r} is not a valid lab name",
-                       "use 1-12 lower-case letters, digits or dashes, starting with a letter")
+                       "use 1-12 lower-case letters, digits or dashes, starting with a letter, "
+                       f"and none of {', '.join(sorted(RESERVED_NAMES))}")
     for candidate in (LABS_DIR / f"{name}.yml", GENERATED_DIR / name / "lab.yml"):
         if candidate.exists():
             return candidate
@@ -197,14 +204,21 @@ def _validate(data, path, provider):
     if not NAME_PATTERN.match(name):
         _fail(path, "name", f"{name!r} is not a valid lab name",
               "use 1-12 lower-case letters, digits or dashes, starting with a letter")
+    if name in RESERVED_NAMES:
+        _fail(path, "name", f"{name!r} is the name of one of Docker's or libvirt's own networks",
+              "give the lab a name of its own, e.g. halab2")
 
     try:
         network = ipaddress.ip_network(str(_require(data, path, "network")), strict=True)
     except ValueError as exc:
         _fail(path, "network", str(exc), "write it as an IPv4 network, e.g. 192.168.56.0/24")
-    if network.version != 4 or not network.is_private or network.prefixlen > 29:
-        _fail(path, "network", f"{network} is not a private IPv4 network of /29 or larger",
+    if network.version != 4 or not any(network.subnet_of(r) for r in PRIVATE_RANGES):
+        _fail(path, "network", f"{network} is not inside a private IPv4 range "
+                               f"({', '.join(map(str, PRIVATE_RANGES))})",
               "use a private range such as 192.168.56.0/24")
+    if not LARGEST_PREFIX <= network.prefixlen <= 29:
+        _fail(path, "network", f"{network} is a /{network.prefixlen}; a lab's network is a /{LARGEST_PREFIX} "
+                               f"to a /29", "use a /24 such as 192.168.56.0/24")
     if provider == "virtualbox":
         _check_virtualbox_range(network, path)
 

@@ -81,9 +81,6 @@ class OpenLoopClient:
         self._stop.set()
         self._thread.join(timeout=self.max_seconds + self.timeout + 5)
 
-    def wait(self):
-        self._thread.join(timeout=self.max_seconds + self.timeout + 5)
-
     def sorted_samples(self):
         with self._lock:
             return sorted(self.samples, key=lambda s: s.started)

@@ -47,7 +47,7 @@ def test_ssh_runs_one_command(lab_cli):
 
 def test_vagrant_validate_passes(lab_cli):
     import subprocess
-    from fabfile.lab import PROJECT_DIR
+    from fabfile.core.config import PROJECT_DIR
     result = subprocess.run(["vagrant", "validate"], cwd=PROJECT_DIR, env=lab_cli.env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "validated successfully" in result.stdout, result.stderr

@@ -93,3 +93,34 @@ def test_a_template_that_breaks_haproxy_fails_and_haproxy_keeps_serving(lab_cli,
     assert "left as it was" in result.stdout
     assert lab_cli.invoke("ssh", "lb1", "-c", "sha256sum /etc/haproxy/haproxy.cfg").stdout == before
     assert request(lab_cli.lab.vip, "GET", "/").status == 200
+
+
+def test_a_provision_that_fails_halfway_is_finished_by_the_next_run(lab_cli, provisioned, tmp_path):
+    """haproxy.cfg is written, then keepalived's template fails: the reload of HAProxy
+    never happened. The next run must see that HAProxy runs an older file and reload it."""
+    overlay = tmp_path / "templates"
+    shutil.copytree(TEMPLATES_DIR / "loadbalancer", overlay / "loadbalancer")
+    haproxy = overlay / "loadbalancer" / "haproxy.cfg.j2"
+    marker = "    http-response set-header X-LB {{ host.name }}\n"
+    assert marker in haproxy.read_text()
+    haproxy.write_text(haproxy.read_text().replace(marker, marker + "    http-response set-header X-Check yes\n"))
+    keepalived = overlay / "loadbalancer" / "keepalived.conf.j2"
+    good_keepalived = keepalived.read_text()
+    keepalived.write_text(good_keepalived + "{% if %}\n")
+    lb1 = lab_cli.lab.host("lb1").ip
+    ensure_local_route(lb1, lab_cli.lab.network)
+
+    lab_cli.env["HALAB_TEMPLATES"] = str(overlay)
+    try:
+        failed = lab_cli.invoke("provision", "--hosts", "lb1", check=False)
+        assert failed.returncode != 0 and "keepalived.conf.j2" in failed.stdout, failed.stdout
+        assert "x-check" not in request(lb1, "GET", "/").headers, "HAProxy was reloaded by the failed run"
+        keepalived.write_text(good_keepalived)
+        rerun = lab_cli.invoke("provision", "--hosts", "lb1").stdout
+        assert "changed      service haproxy: reload" in rerun, rerun
+        assert request(lb1, "GET", "/").headers.get("x-check") == "yes"
+    finally:
+        del lab_cli.env["HALAB_TEMPLATES"]
+        lab_cli.invoke("provision", "--hosts", "lb1")
+    assert "x-check" not in request(lb1, "GET", "/").headers
+    assert "nothing changed" in lab_cli.invoke("provision", "--hosts", "lb1").stdout

@@ -113,7 +113,7 @@ def test_missing_and_unknown_fields():
 
 def test_bad_network_and_name():
     fails("network: 192.168.56.0/24", "network: 192.168.56.0/33", "network")
-    fails("network: 192.168.56.0/24", "network: 8.8.8.0/24", "not a private IPv4 network")
+    fails("network: 192.168.56.0/24", "network: 8.8.8.0/24", "not inside a private IPv4 range")
     fails("name: halab", "name: Hal Lab", "name")
 
 
@@ -165,5 +165,30 @@ def test_lab_env_selects_or_derives_a_lab(monkeypatch, tmp_path):
     assert lab.name == "student2" and not lab.network.overlaps(load_lab(DEFAULT_LAB_FILE).network)
     assert lab_module.lab_file_path() == path, "the same lab file on every call"
     monkeypatch.setenv("LAB", "Bad Name")
+    with pytest.raises(LabError, match="not a valid lab name"):
+        lab_module.lab_file_path()
+
+
+@pytest.mark.parametrize("network, says", [
+    ("169.254.169.0/24", "not inside a private IPv4 range"),   # link-local: cloud metadata
+    ("127.0.0.0/24", "not inside a private IPv4 range"),       # loopback
+    ("100.64.0.0/24", "not inside a private IPv4 range"),      # carrier-grade NAT
+    ("10.0.0.0/8", "a lab's network is a /16 to a /29"),       # a whole /8
+    ("192.168.0.0/30", "a lab's network is a /16 to a /29"),
+])
+def test_networks_that_can_hurt_are_refused_with_a_fix(network, says):
+    text = DEFAULT_LAB_FILE.read_text().replace("network: 192.168.56.0/24", f"network: {network}")
+    with pytest.raises(LabError, match=says) as caught:
+        parse_lab(text)
+    assert caught.value.fix and "192.168.56.0/24" in caught.value.fix
+
+
+@pytest.mark.parametrize("name", ["bridge", "host", "none", "default"])
+def test_docker_and_libvirt_network_names_are_refused(name, monkeypatch):
+    text = DEFAULT_LAB_FILE.read_text().replace("name: halab", f"name: {name}")
+    with pytest.raises(LabError, match="Docker's or libvirt's own networks"):
+        parse_lab(text)
+    monkeypatch.delenv("LAB_FILE", raising=False)
+    monkeypatch.setenv("LAB", name)
     with pytest.raises(LabError, match="not a valid lab name"):
         lab_module.lab_file_path()
