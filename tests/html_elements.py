@@ -1,5 +1,7 @@
 """A small reader of HTML for tests: every element with its attributes, its text and the
-drill section it sits in, from our own output or from a browser's dump of the DOM."""
+drill section it sits in, from our own output or from a browser's dump of the DOM; and a
+check that a page references nothing outside itself."""
+import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -65,3 +67,15 @@ def metric_values(found, section):
     """{metric: shown text} of the cells with data-metric in one drill section."""
     return {e.attrs["data-metric"]: e.text.strip() for e in found
             if e.section == section and "data-metric" in e.attrs}
+
+
+def external_references(html):
+    """Every src/href/url(...) that leaves the page, and every attribute naming http(s)://.
+    The SVG namespace is a name, never fetched; it is the one http address allowed."""
+    problems = [m.group(0) for m in re.finditer(r"""(?:src|href)\s*=\s*(?!["']?#)["']?[^"'\s>]*""", html, re.I)]
+    problems += [m.group(0) for m in re.finditer(r"""url\(\s*(?!["']?#)[^)]*\)""", html, re.I)]
+    for element in elements(html):
+        for name, value in element.attrs.items():
+            if re.search(r"https?://", value, re.I) and (name, value) != ("xmlns", "http://www.w3.org/2000/svg"):
+                problems.append(f"{element.tag} {name}={value}")
+    return problems

@@ -1,13 +1,12 @@
 """The drill report page, rendered from canned failover results."""
 import copy
 import json
-import re
 from pathlib import Path
 
 import pytest
 
 from fabfile.views.drill_report import render_bench, render_report
-from tests.html_elements import elements, metric_values, with_class
+from tests.html_elements import elements, external_references, metric_values, with_class
 
 FIXTURE = Path(__file__).parent / "fixtures" / "drill_report.json"
 
@@ -25,18 +24,6 @@ def page(report):
 @pytest.fixture(scope="module")
 def found(page):
     return elements(page)
-
-
-def external_references(html):
-    """Every src/href/url(...) that leaves the page, and every attribute naming http(s)://.
-    The SVG namespace is a name, never fetched; it is the one http address allowed."""
-    problems = [m.group(0) for m in re.finditer(r"""(?:src|href)\s*=\s*(?!["']?#)["']?[^"'\s>]*""", html, re.I)]
-    problems += [m.group(0) for m in re.finditer(r"""url\(\s*(?!["']?#)[^)]*\)""", html, re.I)]
-    for element in elements(html):
-        for name, value in element.attrs.items():
-            if re.search(r"https?://", value, re.I) and (name, value) != ("xmlns", "http://www.w3.org/2000/svg"):
-                problems.append(f"{element.tag} {name}={value}")
-    return problems
 
 
 def test_one_section_per_drill_in_order(report, found):
