@@ -31,7 +31,9 @@ MIN_CONTENT_WIDTH = 560
 TIER_SPACING = 100          # between one row's bottom and the next row's top: arrows and labels
 VIP_HEIGHT = 36
 VIP_WIDTH = 200
+YOU_WIDTH = 220
 YOU_HEIGHT = 56
+LEGEND_HEIGHT = 70          # below the drawing, only with live data
 
 
 @dataclass
@@ -129,19 +131,34 @@ def row_width(count, gap):
 
 
 def layout(lab, live):
-    rows = tiers(lab)
-    boxes = {role: [Box(h.name, host_lines(h, live), css=host_css(h, live)) for h in hosts] for role, hosts in rows}
-    box_height = 14 + LINE_HEIGHT * max(len(b.lines) for row in boxes.values() for b in row)
-    gaps = {role: BALANCER_GAP if role == "loadbalancer" else BOX_GAP for role, _ in rows}
-    content = max([MIN_CONTENT_WIDTH] + [row_width(len(b), gaps[r]) for r, b in boxes.items()])
+    """Where everything goes: `you` on top, the VIP, then one centred row per tier."""
+    boxes = {role: [Box(h.name, host_lines(h, live), css=host_css(h, live)) for h in hosts]
+             for role, hosts in tiers(lab)}
+    gaps = {role: BALANCER_GAP if role == "loadbalancer" else BOX_GAP for role in boxes}
+    content = max([MIN_CONTENT_WIDTH] + [row_width(len(row), gaps[role]) for role, row in boxes.items()])
     left = MARGIN + TIER_LABEL_WIDTH
-    width = left + content + MARGIN
 
     you = Box("you", [("you (host machine)", "name"), (f"gateway {lab.gateway}", "ip")],
-              x=left + (content - 220) / 2, y=MARGIN, width=220, height=YOU_HEIGHT, css=["you"])
+              x=left + (content - YOU_WIDTH) / 2, y=MARGIN, width=YOU_WIDTH, height=YOU_HEIGHT, css=["you"])
     vip_y = you.bottom + TIER_SPACING * 0.8
-    y = vip_y + VIP_HEIGHT + TIER_SPACING * 0.8
     labels = [("host", you.y + you.height / 2), ("virtual IP", vip_y + VIP_HEIGHT / 2)]
+    bottom = place_rows(boxes, gaps, left, content, vip_y + VIP_HEIGHT + TIER_SPACING * 0.8, labels)
+
+    holder = next((b for b in boxes.get("loadbalancer", []) if b.name == live.vip_holder), None)
+    vip_centre = holder.centre if holder else you.centre
+    vip = {"x": vip_centre - VIP_WIDTH / 2, "y": vip_y, "width": VIP_WIDTH, "height": VIP_HEIGHT,
+           "centre": vip_centre, "address": lab.vip, "label": f"VIP {lab.vip}"}
+    return {"width": round(left + content + MARGIN),
+            "height": round(bottom + MARGIN + (LEGEND_HEIGHT if live.given else 0)),
+            "you": you, "vip": vip, "rows": boxes, "left": left,
+            "tier_labels": [{"text": text, "y": round(y, 1), "x": MARGIN} for text, y in labels]}
+
+
+def place_rows(boxes, gaps, left, content, top, labels):
+    """Give every box its place, one centred row per tier from `top` down; append each
+    tier's label to `labels`; return the bottom of the last row."""
+    box_height = 14 + LINE_HEIGHT * max(len(b.lines) for row in boxes.values() for b in row)
+    y = top
     for role, row in boxes.items():
         x = left + (content - row_width(len(row), gaps[role])) / 2
         for box in row:
@@ -149,14 +166,7 @@ def layout(lab, live):
             x += BOX_WIDTH + gaps[role]
         labels.append((TIER_TITLES.get(role, role), y + box_height / 2))
         y += box_height + TIER_SPACING
-    height = y - TIER_SPACING + MARGIN + (70 if live.given else 0)
-
-    holder = next((b for b in boxes.get("loadbalancer", []) if b.name == live.vip_holder), None)
-    vip_centre = holder.centre if holder else you.centre
-    vip = {"x": vip_centre - VIP_WIDTH / 2, "y": vip_y, "width": VIP_WIDTH, "height": VIP_HEIGHT,
-           "centre": vip_centre, "address": lab.vip, "label": f"VIP {lab.vip}"}
-    return {"width": round(width), "height": round(height), "you": you, "vip": vip, "rows": boxes,
-            "tier_labels": [{"text": t, "y": round(ty, 1), "x": MARGIN} for t, ty in labels], "left": left}
+    return y - TIER_SPACING
 
 
 # --- edges ---------------------------------------------------------------------------------
@@ -241,7 +251,7 @@ def svg(lab: Lab, live=None) -> str:
     title = f"Topology of lab {lab.name}: {len(lab.hosts)} hosts behind the virtual IP {lab.vip}"
     return render("topology.svg.j2", title=title, drawing=drawing, entry=entry, entry_labels=entry_labels,
                   buses=buses, vrrp=vrrp_links(rows.get("loadbalancer", [])), live=live,
-                  legend_y=drawing["height"] - MARGIN - 40)
+                  legend_y=drawing["height"] - MARGIN - LEGEND_HEIGHT + 30)
 
 
 # --- Mermaid -------------------------------------------------------------------------------
