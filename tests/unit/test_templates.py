@@ -101,7 +101,9 @@ def test_every_template_renders_without_undefined_variables(template, host_name,
 
 
 def test_every_template_file_is_covered():
-    on_disk = {str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*.j2")}
+    # templates/views/ draws pages for people, not hosts' files: test_drill_report covers it
+    on_disk = {str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*.j2")
+               if p.relative_to(TEMPLATES_DIR).parts[0] != "views"}
     assert on_disk == {t for templates in TEMPLATES_BY_ROLE.values() for t in templates} | set(COMMON_TEMPLATES)
 
 
