@@ -11,7 +11,9 @@ import pytest
 from fabfile.core.config import PROJECT_DIR
 from fabfile.core.lab import load_lab
 
-LAB_FILE = Path(__file__).with_name("lab.yml")
+# HALAB_E2E_LAB_FILE: another lab file (its own name and subnet), so that two e2e runs on
+# one machine never share a lab.
+LAB_FILE = Path(os.environ.get("HALAB_E2E_LAB_FILE") or Path(__file__).with_name("lab.yml"))
 INVOKE = [sys.executable, "-m", "invoke"]
 
 

@@ -1,4 +1,5 @@
 """Reset in seconds, labs side by side, a lab a student can find their way around."""
+import os
 import re
 
 import pytest
@@ -6,6 +7,7 @@ import pytest
 from tests.e2e.conftest import LabCLI
 
 pytestmark = pytest.mark.e2e
+SECOND_LAB = os.environ.get("HALAB_E2E_SECOND_LAB", "halabci2")
 
 
 def test_hosts_know_each_other_by_name(lab_cli, provisioned):
@@ -53,7 +55,7 @@ def test_a_broken_web_host_and_database_are_back_after_one_reset(lab_cli, provis
 def test_a_second_lab_runs_beside_the_first_and_goes_without_touching_it(lab_cli, provisioned):
     second = LabCLI()
     second.env.pop("LAB_FILE")
-    second.env["LAB"] = "halabci2"
+    second.env["LAB"] = SECOND_LAB
     try:
         second.invoke("up", "--provider", "docker")
         second.invoke("provision")
@@ -62,5 +64,5 @@ def test_a_second_lab_runs_beside_the_first_and_goes_without_touching_it(lab_cli
         lab_cli.invoke("verify")
     finally:
         second.invoke("destroy", "--yes", check=False)
-    assert not [c for c in second.docker_names("container") if c.startswith("halabci2-")]
+    assert not [c for c in second.docker_names("container") if c.startswith(f"{SECOND_LAB}-")]
     lab_cli.invoke("verify")
