@@ -28,13 +28,15 @@ class HostRun:
     failure: str = ""
     seconds: float = 0.0
 
-    def sudo(self, command, timeout=60):
-        return self.connection.run("sudo -n sh -c " + shlex.quote(command), hide=True, warn=True,
-                                   in_stream=False, timeout=timeout)
+    def sudo(self, command, timeout=60, stdin=b""):
+        wrapped = "sudo -n sh -c " + shlex.quote(command)
+        if stdin:
+            return self.connection.run_input(wrapped, stdin, timeout)
+        return self.connection.run(wrapped, hide=True, warn=True, in_stream=False, timeout=timeout)
 
     def act(self, action, step):
         """Run one planned action; on failure clean up and raise a LabError naming the step."""
-        result = self.sudo(action.command, action.timeout)
+        result = self.sudo(action.command, action.timeout, action.stdin)
         if result.exited == 0:
             return result
         if action.cleanup:

@@ -26,6 +26,7 @@ class Action:
     diagnose: str = ""
     failure: str = ""
     reports: str = ""  # the command says `<reports> changed` or `<reports> ok` itself
+    stdin: bytes = b""  # sent on standard input: file contents (secrets) never stand in a command line
 
 
 @dataclass
@@ -160,9 +161,8 @@ class File(Step):
         if have and have.matches(self.mode, self.owner, self.group, digest):
             return None
         candidate = f"{self.path}.halab-new"
-        encoded = base64.b64encode(content.encode()).decode()
         actions = [Action(f"install -m {self.mode} -o {self.owner} -g {self.group} /dev/null {candidate} && "
-                          f"echo {encoded} | base64 -d > {candidate}", shown=f"write {candidate}")]
+                          f"cat > {candidate}", shown=f"write {candidate}", stdin=content.encode())]
         if self.validate:
             check = self.validate.format(path=candidate)
             actions.append(Action(check, cleanup=f"rm -f {candidate}",
@@ -170,7 +170,7 @@ class File(Step):
                                           f"`{check}` said:"))
         if self.in_place:
             actions.append(Action(f"cat {candidate} > {self.path} && chmod {self.mode} {self.path} && "
-                                  f"rm -f {candidate}"))
+                                  f"chown {self.owner}:{self.group} {self.path} && rm -f {candidate}"))
         else:
             actions.append(Action(f"mv -f {candidate} {self.path}"))
         if have and have.sha256 == digest:
@@ -228,9 +228,11 @@ class Line(Step):
         if F.value(facts, F.line_in(self.path, self.line)):
             return None
         encoded = base64.b64encode(self.line.encode()).decode()
+        # A file that does not end in a newline gets one first: the line stands on its own.
+        p = self.path
         return Change(self.name, "added", (Action(
-            f"echo {encoded} | base64 -d >> {self.path} && echo >> {self.path} && "
-            f"chown {self.owner} {self.path}", shown=f"append a line to {self.path}"),))
+            f"{{ [ ! -s {p} ] || [ -z \"$(tail -c1 {p})\" ] || echo; echo {encoded} | base64 -d; echo; }} >> {p} && "
+            f"chown {self.owner} {p}", shown=f"append a line to {p}"),))
 
 
 @dataclass
@@ -251,6 +253,25 @@ class Link(Step):
             return None
         return Change(self.name, f"-> {self.target}", (Action(f"ln -sfn {self.target} {self.path}"),),
                       path=self.path)
+
+
+@dataclass
+class InterfaceUp(Step):
+    """The interface that carries `ip` is up: a drill or a student may have taken it down."""
+    ip: str
+
+    @property
+    def name(self):
+        return f"interface of {self.ip}"
+
+    def facts(self):
+        return [F.addresses(), F.links()]
+
+    def plan(self, facts, changed_paths):
+        iface = F.value(facts, F.addresses()).interface_of(self.ip)
+        if iface is None or F.value(facts, F.links(), {}).get(iface, True):
+            return None  # up, or no interface carries the address: later steps say so
+        return Change(self.name, f"ip link set {iface} up", (Action(f"ip link set {iface} up"),))
 
 
 def loaded_files(unit, reload_on, restart_on):
@@ -300,8 +321,16 @@ class Service(Step):
             verbs.append("reload")
         if not verbs:
             return None
+        # systemd reads unit files only when told: after one changed in this run, or when
+        # a unit file of this service changed since it was last (re)started.
+        units_changed = any(p.startswith("/etc/systemd/system/") for p in changed_paths)
+        def has_unit(paths):
+            return any(p.startswith("/etc/systemd/system/") for p in paths)
+        recorded = len(loaded) == 4 and loaded[0] != "none"  # none: never recorded, nothing to compare
+        own_units_stale = recorded and ((stale_reload and has_unit(self.reload_on)) or
+                                        (stale_restart and has_unit(self.restart_on)))
         actions = []
-        if any(p.startswith("/etc/systemd/system/") for p in changed_paths):
+        if units_changed or own_units_stale:
             actions.append(Action("systemctl daemon-reload"))
         for verb in verbs:
             actions.append(Action(f"systemctl {verb} {self.unit}", timeout=120,

@@ -16,7 +16,7 @@ def environment():
     paths = [str(TEMPLATES_DIR)]
     override = config.current().templates
     if override:
-        paths.insert(0, override)
+        paths.insert(0, str(Path(override).resolve()))
     return jinja2.Environment(loader=jinja2.FileSystemLoader(paths), undefined=jinja2.StrictUndefined,
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                               autoescape=False)

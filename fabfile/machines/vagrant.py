@@ -81,6 +81,8 @@ class Vagrant:
             yield from lines
         except subprocess.CalledProcessError as exc:
             raise self._error(verb, hosts, exc.returncode) from None
+        except RuntimeError as exc:  # python-vagrant: "vagrant executable not found"
+            raise LabError(f"Vagrant is not available: {exc}", VAGRANT_INSTALL_FIX) from None
         finally:
             self.calls.append((verb, time.monotonic() - started))
 

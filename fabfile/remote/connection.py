@@ -1,9 +1,11 @@
 """SSH endpoints (parsed from `vagrant ssh-config` text) and Fabric connections to them."""
+import socket
 import threading
 from dataclasses import dataclass
 
 import paramiko
 from fabric import Config, Connection
+from invoke.exceptions import CommandTimedOut
 
 from ..core.errors import LabError
 
@@ -59,14 +61,23 @@ def private_key(path):
         if path not in _keys:
             try:
                 _keys[path] = paramiko.PKey.from_path(path)
-            except (OSError, paramiko.SSHException) as exc:
+            except (OSError, ValueError, paramiko.SSHException) as exc:  # cryptography: ValueError
                 raise LabError(f"cannot read the SSH key {path}: {exc}",
                                "run `invoke up` again; Vagrant writes a key per machine") from None
         return _keys[path]
 
 
+@dataclass
+class InputResult:
+    """What a command fed on standard input said, shaped like Fabric's Result."""
+    stdout: str
+    stderr: str
+    exited: int
+
+
 class LabConnection(Connection):
-    """A Fabric connection that sends SSH keepalives once it is open."""
+    """A Fabric connection that sends SSH keepalives once it is open, and can feed a
+    command its standard input at the network's speed."""
 
     def open(self):
         result = super().open()
@@ -74,6 +85,25 @@ class LabConnection(Connection):
         if transport is not None:
             transport.set_keepalive(KEEPALIVE_S)
         return result
+
+    def run_input(self, command, data, timeout):
+        """Run `command` with `data` (bytes) on its standard input, then end of input.
+        Fabric's own stdin forwarding is made for typing (a byte every 10 ms); this is
+        for files. Raises CommandTimedOut when the command is not done within `timeout`."""
+        self.open()
+        channel = self.client.get_transport().open_session(timeout=timeout)
+        try:
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            channel.sendall(data)
+            channel.shutdown_write()
+            stdout = channel.makefile("rb").read().decode(errors="replace")
+            stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
+            return InputResult(stdout, stderr, channel.recv_exit_status())
+        except socket.timeout:
+            raise CommandTimedOut(InputResult("", "", -1), timeout) from None
+        finally:
+            channel.close()
 
 
 def connect(endpoint, connect_timeout=CONNECT_TIMEOUT):

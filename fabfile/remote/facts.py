@@ -115,6 +115,16 @@ def parse_packages(text):
     return found
 
 
+def parse_links(text):
+    """{interface: administratively up?} from `ip -o link show`."""
+    links = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[2].startswith("<"):
+            links[words[1].rstrip(":").split("@")[0]] = "UP" in words[2].strip("<>").split(",")
+    return links
+
+
 def parse_words(text):
     return tuple(text.split())
 
@@ -170,7 +180,7 @@ def exists(path):
 
 def line_in(path, line):
     digest = hashlib.sha256(line.encode()).hexdigest()[:12]
-    return Fact(f"line:{path}:{digest}", f"grep -qxF {shlex.quote(line)} {path} && echo yes", parse_present)
+    return Fact(f"line:{path}:{digest}", f"grep -qxF -e {shlex.quote(line)} {path} && echo yes", parse_present)
 
 
 def user(name):
@@ -194,6 +204,10 @@ def apt_lists_fresh():
 
 def addresses():
     return Fact("addresses", "ip -o -4 addr show", parse_addresses)
+
+
+def links():
+    return Fact("links", "ip -o link show", parse_links)
 
 
 def listeners():

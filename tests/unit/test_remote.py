@@ -1,0 +1,163 @@
+"""remote: commands on many hosts (parallel) and the Fabric connections (connection), with
+fake connections and a key generated in tmp_path: no SSH is opened."""
+import threading
+from types import SimpleNamespace
+
+import paramiko
+import pytest
+from fabric import Connection
+
+import fabfile.remote.connection as connection
+from fabfile.core.errors import LabError
+from fabfile.remote.connection import KEEPALIVE_S, Endpoint, LabConnection, connect, private_key
+from fabfile.remote.parallel import HostResult, echo_result, failure_summary, run_one, run_parallel
+
+
+class FakeConnection:
+    def __init__(self, exited=0, stdout="", stderr="", error=None, barrier=None):
+        self.exited, self.stdout, self.stderr, self.error = exited, stdout, stderr, error
+        self.barrier = barrier
+        self.calls = []
+
+    def _answer(self, how, command, kwargs):
+        self.calls.append((how, command, kwargs))
+        if self.barrier:
+            self.barrier.wait(timeout=5)  # every host runs at once, or this times out
+        if self.error:
+            raise self.error
+        return SimpleNamespace(exited=self.exited, stdout=self.stdout, stderr=self.stderr)
+
+    def run(self, command, **kwargs):
+        return self._answer("run", command, kwargs)
+
+    def sudo(self, command, **kwargs):
+        return self._answer("sudo", command, kwargs)
+
+
+# --- parallel -------------------------------------------------------------------------------------------
+
+def test_run_one_returns_what_the_host_said():
+    host = FakeConnection(exited=3, stdout="out\n", stderr="err\n")
+    assert run_one("web1", host, "false", timeout=7) == HostResult("web1", 3, "out\n", "err\n")
+    assert host.calls == [("run", "false", {"hide": True, "warn": True, "timeout": 7, "in_stream": False})]
+    run_one("web1", host, "id", sudo=True)
+    assert host.calls[-1][0] == "sudo"
+
+
+def test_run_one_reports_an_unreachable_host_instead_of_raising():
+    result = run_one("db1", FakeConnection(error=paramiko.ssh_exception.NoValidConnectionsError(
+        {("127.0.0.1", 2222): ConnectionRefusedError("refused")})), "true")
+    assert result.host == "db1" and result.exit_code == -1 and not result.ok
+    assert result.error.startswith("NoValidConnectionsError: ")
+    assert run_one("db1", FakeConnection(error=TimeoutError()), "true").error == "TimeoutError:"
+
+
+def test_host_result_ok():
+    assert HostResult("a", 0).ok
+    assert not HostResult("a", 1).ok
+    assert not HostResult("a", 0, error="boom").ok
+
+
+def test_run_parallel_runs_every_host_at_once_and_keeps_lab_order(capsys):
+    barrier = threading.Barrier(3)
+    connections = {"lb1": FakeConnection(stdout="one\n", barrier=barrier),
+                   "lb2": FakeConnection(exited=1, stderr="two\n", barrier=barrier),
+                   "web1": FakeConnection(error=OSError("no route"), barrier=barrier)}
+    results = run_parallel(connections, "hostname", sudo=True, timeout=5)
+    assert list(results) == ["lb1", "lb2", "web1"]
+    assert results["lb1"].ok and results["lb2"].exit_code == 1
+    assert results["web1"].error == "OSError: no route"
+    out = capsys.readouterr().out
+    assert "lb1   | one\n" in out and "lb2   | two\n" in out and "web1  | unreachable: OSError: no route\n" in out
+
+
+def test_run_parallel_quietly_and_with_no_hosts(capsys):
+    assert run_parallel({"lb1": FakeConnection(stdout="x\n")}, "true", echo=False)["lb1"].ok
+    assert run_parallel({}, "true") == {}
+    assert capsys.readouterr().out == ""
+
+
+def test_echo_result_skips_empty_output(capsys):
+    echo_result(HostResult("lb1", 0, "  \n", ""))
+    echo_result(HostResult("lb1", 0, "a\nb\n\n", "warn\n"))
+    assert capsys.readouterr().out == "lb1   | a\nlb1   | b\nlb1   | warn\n"
+
+
+def test_failure_summary():
+    results = {"lb1": HostResult("lb1", 0), "lb2": HostResult("lb2", 1),
+               "web1": HostResult("web1", -1, error="OSError: x"),
+               "db1": HostResult("db1", -1, error="not running")}
+    assert failure_summary(results) == "lb2 (exit 1), web1 (unreachable), db1 (not running)"
+    assert failure_summary({"lb1": HostResult("lb1", 0)}) == ""
+
+
+# --- connection --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def key_file(tmp_path, monkeypatch):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    monkeypatch.setattr(connection, "_keys", {})  # a cache of this test's own
+    path = tmp_path / "private_key"
+    path.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
+    path.chmod(0o600)
+    return str(path)
+
+
+def endpoint(key, port=2222):
+    return Endpoint(host="lb1", hostname="127.0.0.1", port=port, user="vagrant", identity_files=(key,))
+
+
+def test_connect_makes_a_keepalive_connection_from_the_endpoint_alone(key_file):
+    conn = connect(endpoint(key_file), connect_timeout=3)
+    assert isinstance(conn, LabConnection) and not conn.is_connected
+    assert (conn.host, conn.port, conn.user, conn.connect_timeout) == ("127.0.0.1", 2222, "vagrant", 3)
+    assert isinstance(conn.connect_kwargs["pkey"], paramiko.Ed25519Key)
+    assert conn.connect_kwargs["look_for_keys"] is False and conn.connect_kwargs["allow_agent"] is False
+    assert dict(conn.ssh_config) == {"hostname": "127.0.0.1"}, "nothing from ~/.ssh/config"
+    assert conn.config.run.in_stream is False
+
+
+def test_the_key_file_is_read_once(key_file, monkeypatch):
+    reads = []
+    real = paramiko.PKey.from_path
+    monkeypatch.setattr(paramiko.PKey, "from_path", lambda path: reads.append(path) or real(path))
+    first = connect(endpoint(key_file))
+    second = connect(endpoint(key_file, port=2200))
+    assert reads == [key_file]
+    assert first.connect_kwargs["pkey"] is second.connect_kwargs["pkey"] is private_key(key_file)
+
+
+def test_an_unreadable_key_is_a_lab_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(connection, "_keys", {})
+    with pytest.raises(LabError) as caught:
+        private_key(str(tmp_path / "missing"))
+    assert "cannot read the SSH key" in str(caught.value) and "invoke up" in caught.value.fix
+
+
+# A damaged key (empty, truncated, not a key) makes paramiko raise cryptography's ValueError;
+# private_key must turn that into its LabError too (it caught only OSError and SSHException).
+@pytest.mark.parametrize("content", ["", "not a key\n", "-----BEGIN OPENSSH PRIVATE KEY-----\ntruncated"])
+def test_a_damaged_key_file_is_a_lab_error(tmp_path, monkeypatch, content):
+    monkeypatch.setattr(connection, "_keys", {})
+    damaged = tmp_path / "private_key"
+    damaged.write_text(content)
+    with pytest.raises(LabError, match="cannot read the SSH key"):
+        private_key(str(damaged))
+
+
+def test_open_turns_on_keepalives(key_file, monkeypatch):
+    keepalives = []
+
+    class Transport:
+        def set_keepalive(self, seconds):
+            keepalives.append(seconds)
+
+    transports = [Transport(), None]
+    monkeypatch.setattr(Connection, "open", lambda self: "opened")
+    conn = connect(endpoint(key_file))
+    conn.client = SimpleNamespace(get_transport=lambda: transports.pop(0))
+    assert conn.open() == "opened"
+    assert conn.open() == "opened", "no transport (not connected): nothing to set"
+    assert keepalives == [KEEPALIVE_S]
