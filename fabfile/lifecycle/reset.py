@@ -1,7 +1,12 @@
 """`invoke reset`: hosts back to a known stage, `bare` (as `up` leaves them) or
-`provisioned` (as `provision` leaves them). Snapshots are restored where the provider
-has them and they exist; otherwise the machines are recreated and provisioned again."""
+`provisioned` (as `provision` leaves them). Snapshots are restored where the provider has
+them; on docker, which has none, the machines are recreated (and provisioned again).
+
+A reset loses what is on the hosts, so it is planned first: the task shows the plan and
+asks. Where the provider has snapshots and a host lacks the stage's, the reset refuses
+unless `--recreate` says to destroy, recreate and provision that host instead."""
 import time
+from dataclasses import dataclass
 
 from ..core.console import info, say
 from ..core.errors import LabError
@@ -9,32 +14,88 @@ from ..machines.snapshots import STAGES, Snapshots, supports_snapshots
 from .provision import provision
 
 
-def reset(machines, names=None, stage="provisioned"):
+@dataclass(frozen=True)
+class ResetPlan:
+    lab: object
+    hosts: tuple        # every host reset, in lab order
+    stage: str
+    provider: str
+    restore: tuple      # hosts whose snapshot of the stage is restored
+    recreate: tuple     # hosts destroyed, created again (and provisioned)
+    snapshots: bool     # whether the provider has snapshots
+
+    def _lost(self, hosts):
+        """What is lost with `hosts`, the databases named."""
+        dbs = [h.name for h in self.lab.hosts if h.name in hosts and h.role == "db"]
+        return "everything on them is lost" + (
+            f", the notes in {' and '.join(dbs)}'s database included" if dbs else "")
+
+    def describe(self):
+        """What the reset will do, host by host: the question's body and the log's line."""
+        parts = []
+        if self.restore:
+            parts.append(f"{', '.join(self.restore)} go back to snapshot {self.stage!r} "
+                         f"({self._lost(self.restore)} since it was taken)")
+        if self.recreate:
+            why = ("the docker provider has no snapshots, so this is how docker resets" if not self.snapshots
+                   else f"no snapshot {self.stage!r}; --recreate asked for it")
+            then = " and provisioned" if self.stage == "provisioned" else ""
+            parts.append(f"{', '.join(self.recreate)} will be destroyed and created again{then} "
+                         f"({why}): {self._lost(self.recreate)}")
+        text = "; ".join(parts)
+        if self.recreate and self.stage == "provisioned" and set(self.hosts) != set(self.lab.host_names):
+            text += ". The other hosts are provisioned again too (a host as it should be changes nothing)"
+        return text
+
+    def question(self):
+        return (f"Reset {', '.join(self.hosts)} of lab {self.lab.name} ({self.provider}) to {self.stage}? "
+                f"{self.describe()}.")
+
+
+def plan_reset(machines, names=None, stage="provisioned", recreate=False):
+    """The plan of a reset, or a LabError: an unknown stage, or hosts lacking the stage's
+    snapshot on a provider that has snapshots, without `recreate`."""
     if stage not in STAGES:
         raise LabError(f"unknown stage {stage!r}", f"use one of: {', '.join(STAGES)}")
     lab = machines.lab
-    hosts = [h.name for h in lab.select(names)]
+    hosts = tuple(h.name for h in lab.select(names))
     provider = machines.provider()
+    if not supports_snapshots(provider):
+        return ResetPlan(lab, hosts, stage, provider, (), hosts, False)
+    listed = Snapshots(machines).list()
+    missing = tuple(h for h in hosts if stage not in listed.get(h, []))
+    if missing and not recreate:
+        command = "invoke reset" + (f" --hosts {','.join(hosts)}" if names else "") + \
+            (f" --to {stage}" if stage != "provisioned" else "") + " --recreate"
+        then = ", boots them again and provisions them" if stage == "provisioned" else " and boots them again"
+        raise LabError(
+            f"no snapshot {stage!r} on {', '.join(missing)} (lab {lab.name}, {provider}): reset "
+            f"restores snapshots here and does not recreate machines unasked",
+            f"`{command}` destroys {', '.join(missing)}{then} (everything on them is lost); "
+            f"the other hosts are restored from their snapshot")
+    return ResetPlan(lab, hosts, stage, provider, tuple(h for h in hosts if h not in missing),
+                     missing, True)
+
+
+def reset(machines, names=None, stage="provisioned", recreate=False, plan=None):
+    """Carry out `plan` (planned here from the other arguments when not given)."""
+    plan = plan or plan_reset(machines, names, stage, recreate)
+    lab = machines.lab
     started = time.monotonic()
-    info(f"lab {lab.name}: resetting {', '.join(hosts)} to {stage}")
-    if supports_snapshots(provider) and _have_snapshot(machines, hosts, stage):
-        Snapshots(machines).restore(stage, hosts)
-    else:
-        _recreate(machines, hosts, provider)
-        if stage == "provisioned":
+    info(f"lab {lab.name}: resetting {', '.join(plan.hosts)} to {plan.stage}: {plan.describe()}")
+    if plan.restore:
+        Snapshots(machines).restore(plan.stage, list(plan.restore))
+    if plan.recreate:
+        _recreate(machines, list(plan.recreate), plan.provider)
+        if plan.stage == "provisioned":
             # Every host, not just the recreated ones: an app host must migrate again
             # against a recreated database. The others report no change.
             report = provision(machines, list(lab.hosts))
             if report.failed:
                 raise LabError(report.verdict(), "rerun `invoke reset`; it converges")
     seconds = time.monotonic() - started
-    info(f"lab {lab.name}: {', '.join(hosts)} reset to {stage} in {seconds:.1f}s")
+    info(f"lab {lab.name}: {', '.join(plan.hosts)} reset to {plan.stage} in {seconds:.1f}s")
     return seconds
-
-
-def _have_snapshot(machines, hosts, stage):
-    listed = Snapshots(machines).list()
-    return all(stage in listed.get(h, []) for h in hosts)
 
 
 def _recreate(machines, hosts, provider):

@@ -10,6 +10,7 @@ from ..core.state import machines_dir
 from ..remote.parallel import HostResult, run_parallel
 from . import providers
 from .inventory import Inventory
+from .ownership import Survey, refusal
 from .snapshots import take_stage_snapshot
 from .vagrant import Vagrant
 
@@ -54,12 +55,19 @@ class Machines:
         info(f"lab {self.lab.name}: {len(hosts)} host(s) up on {provider} in "
              f"{time.monotonic() - started:.1f}s")
 
-    def refuse_leftovers(self, kind, orphans):
+    def refuse_leftovers(self, kind, orphans, found=None):
+        """Before `vagrant up`: refuse what another checkout owns, or nobody vouches for
+        (`found`, an ownership.Survey), then this checkout's own machines that its Vagrant
+        does not know (`orphans`, {name: id}), which `invoke destroy` can clear."""
+        problem = refusal(self.lab, found, "boots nothing") if found is not None else None
+        if problem:
+            raise problem
         if orphans:
             raise LabError(
-                f"{kind} of lab {self.lab.name!r} exist that this checkout's Vagrant does not "
-                f"know (an earlier checkout or an interrupted run): {', '.join(sorted(orphans))}",
-                "clear them with `invoke destroy --yes`, then `invoke up`")
+                f"{kind} of lab {self.lab.name!r} exist that this checkout made but its Vagrant "
+                f"does not know (an interrupted run): {', '.join(sorted(orphans))}",
+                "clear them with `invoke destroy --yes` (it removes only this checkout's), "
+                "then `invoke up`")
 
     def states(self):
         """{host: (state, provider)}. On docker, read from Docker in one call (Vagrant's
@@ -87,10 +95,10 @@ class Machines:
                            f"boot them: invoke up --hosts {','.join(down)}")
         return connections
 
-    def run(self, hosts, command, sudo=False):
+    def run(self, hosts, command, sudo=False, timeout=None):
         """Run command on hosts in parallel; a host that is not running counts as failed."""
         connections, down = self.inventory.connections(hosts)
-        results = run_parallel(connections, command, sudo=sudo)
+        results = run_parallel(connections, command, sudo=sudo, timeout=timeout)
         for name in down:
             say(name, "not running")
             results[name] = HostResult(name, -1, error="not running")
@@ -110,19 +118,30 @@ class Machines:
             say(host, "halted")
 
     def destroy(self):
+        """Destroy what this checkout owns of the lab: its machines, then its leftovers.
+        What another checkout owns, or nobody vouches for, is left alone and named (a
+        LabError at the end)."""
         self.inventory.invalidate()
         info(f"lab {self.lab.name}: destroying every host")
+        usable = [p for p in providers.PROVIDERS.values() if p.usable()[0]]
+        # Who owns what, asked before Vagrant destroys: an unmarked machine is ours when
+        # Vagrant knows it, which it no longer does afterwards.
+        found = {p.name: p.survey(self.lab, self.machines_dir) for p in usable}
+        not_mine = set().union(*(s.hosts_not_mine for s in found.values()))
         # Only the machines that exist: for the others Vagrant would pick a provider of
         # its own, and fail if that one (libvirt, say) is installed but not running.
-        created = [name for name, (state, _) in self.states().items() if state != "not created"]
+        created = [name for name, (state, _) in self.states().items()
+                   if state != "not created" and name not in not_mine]
         if created:
             self.vagrant.destroy(created)
         removed = []
-        for provider in providers.PROVIDERS.values():
-            if provider.usable()[0]:
-                removed += provider.remove_leftovers(self.lab, self.machines_dir)
+        for provider in usable:
+            removed += provider.remove_leftovers(self.lab, self.machines_dir, found[provider.name])
         for item in removed:
             say("leftover", f"removed {item}")
+        problem = refusal(self.lab, sum(found.values(), Survey()), "destroys none of it")
+        if problem:
+            raise problem
         info(f"lab {self.lab.name}: destroyed")
 
 

@@ -1,5 +1,6 @@
 """What a provider is to the lab: a small strategy object. Callers never branch on the
 provider's name; they ask it."""
+from ..ownership import Survey
 
 
 class Provider:
@@ -19,8 +20,13 @@ class Provider:
         """{host: (state, provider)} when the provider can tell faster than Vagrant; else None."""
         return None
 
-    def remove_leftovers(self, lab, machines_dir):
-        """After `vagrant destroy`: remove what the lab left behind; returns what was removed."""
+    def survey(self, lab, machines_dir):
+        """What carries the lab's name on this provider, by owner (ownership.Survey)."""
+        return Survey()
+
+    def remove_leftovers(self, lab, machines_dir, found=None):
+        """After `vagrant destroy`: remove what the lab left behind and `found` (the survey
+        taken before) says is this checkout's; returns what was removed."""
         return []
 
     def crash(self, machines, host):

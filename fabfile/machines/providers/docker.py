@@ -4,14 +4,17 @@ import ipaddress
 import json
 import shutil
 import subprocess
+from dataclasses import dataclass
 
 from ...core.config import PROJECT_DIR
 from ...core.console import say
 from ...core.errors import LabError
+from ..ownership import (CHECKOUT_LABEL, FOREIGN, LAB_LABEL, PATH_LABEL, UNKNOWN, Item, Survey, checkout_id,
+                         checkout_path, owner_of)
 from .base import Provider
 
 BOX_SCRIPT = PROJECT_DIR / "scripts" / "build-docker-box.sh"
-LABEL = "halab.lab"
+LABEL = LAB_LABEL
 
 
 DOCKER_TIMEOUT_S = 120
@@ -66,27 +69,40 @@ def networks():
     return found
 
 
-def network_conflicts(lab, all_networks):
+def network_conflicts(lab, all_networks, me=None):
     """Networks that stand in the way of this lab's: another network overlapping its subnet,
-    or a network with the lab's name on another subnet. Pure, for unit tests."""
+    or a network with the lab's name on another subnet. A network with the lab's name that
+    another checkout made is the refusal of `survey`, not repeated here. Pure, for unit
+    tests; `me` is this checkout's id."""
     problems = []
     for net in all_networks:
+        labels = net.get("labels") or {}
+        foreign_checkout = labels.get(CHECKOUT_LABEL) and labels.get(CHECKOUT_LABEL) != me
         for subnet in net["subnets"]:
             try:
                 overlaps = ipaddress.ip_network(subnet, strict=False).overlaps(lab.network)
             except ValueError:
                 continue
-            if net["name"] == lab.name and str(ipaddress.ip_network(subnet)) != str(lab.network):
-                problems.append(LabError(
-                    f"Docker network {lab.name!r} exists on {subnet}, but lab.yml says {lab.network}",
-                    "run `invoke destroy --yes` to remove the old lab, then `invoke up`"))
-            elif net["name"] != lab.name and overlaps:
-                owner = net["labels"].get(LABEL)
-                what = f"the network of lab {owner!r}" if owner else "not a network of this lab"
-                fix = (f"destroy that lab (LAB={owner} invoke destroy --yes), "
-                       "or choose another network in lab.yml" if owner else
-                       f"remove it: docker network rm {net['name']} (Vagrant names its own "
-                       f"vagrant_network_*), or choose another network in lab.yml")
+            if net["name"] == lab.name:
+                if str(ipaddress.ip_network(subnet, strict=False)) != str(lab.network) and not foreign_checkout:
+                    problems.append(LabError(
+                        f"Docker network {lab.name!r} exists on {subnet}, but lab.yml says {lab.network}",
+                        "run `invoke destroy --yes` to remove the old lab, then `invoke up`"))
+            elif overlaps:
+                owner = labels.get(LABEL)
+                where = labels.get(PATH_LABEL) if foreign_checkout else None
+                what = (f"the network of lab {owner!r}" + (f" of the checkout at {where}" if where else "")
+                        if owner else "not a network of this lab")
+                if owner and where:
+                    fix = (f"destroy that lab from its checkout (cd {where} && .venv/bin/invoke "
+                           f"destroy --yes, with LAB={owner} or its LAB_FILE), or choose another "
+                           "network in lab.yml")
+                elif owner:
+                    fix = (f"destroy that lab (LAB={owner} invoke destroy --yes), "
+                           "or choose another network in lab.yml")
+                else:
+                    fix = (f"remove it: docker network rm {net['name']} (Vagrant names its own "
+                           f"vagrant_network_*), or choose another network in lab.yml")
                 problems.append(LabError(
                     f"Docker network {net['name']!r} ({subnet}) overlaps this lab's {lab.network}: {what}",
                     fix))
@@ -94,44 +110,122 @@ def network_conflicts(lab, all_networks):
 
 
 def ensure_network(lab):
-    """Create the lab's Docker network, named after the lab, unless it is already there."""
-    problems = network_conflicts(lab, networks())
+    """Create the lab's Docker network, named after the lab and marked with this checkout's
+    identity, unless it is already there."""
+    problems = network_conflicts(lab, networks(), checkout_id())
     if problems:
         raise problems[0]
     if docker("network", "inspect", lab.name, check=False).returncode == 0:
         return False
     docker("network", "create", "--driver", "bridge", "--subnet", str(lab.network),
            "--gateway", lab.gateway, "--label", f"{LABEL}={lab.name}",
+           "--label", f"{CHECKOUT_LABEL}={checkout_id()}", "--label", f"{PATH_LABEL}={checkout_path()}",
            "-o", f"com.docker.network.bridge.name={bridge_name(lab)}", lab.name)
     return True
 
 
+# One line per container, tab-separated (a checkout's path may hold spaces).
+PS_FIELDS = ("{{.ID}}", "{{.Names}}", "{{.State}}", '{{.Label "' + LABEL + '"}}',
+             '{{.Label "' + CHECKOUT_LABEL + '"}}', '{{.Label "' + PATH_LABEL + '"}}')
+PS_FORMAT = "\t".join(PS_FIELDS)
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    state: str
+    checkout: str = ""  # the halab.checkout label: the checkout that made it
+    path: str = ""      # the halab.checkout-path label: where that checkout was
+
+
 def lab_containers(lab):
-    """{container name: (id, state)} of every container that carries the lab's label or name."""
-    out = docker("ps", "-a", "--format", "{{.ID}} {{.Names}} {{.State}} {{.Label \"" + LABEL + "\"}}").stdout
-    names = {f"{lab.name}-{h}" for h in lab.host_names}
+    """{container name: Container} of every container that carries the lab's label or name."""
+    out = docker("ps", "-a", "--format", PS_FORMAT).stdout
+    names = {container_name(lab, h) for h in lab.host_names}
     found = {}
     for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and (parts[1] in names or parts[3:] == [lab.name]):
-            found[parts[1]] = (parts[0], parts[2])
+        parts = line.split("\t") + [""] * 6
+        cid, name, status, lab_label, checkout, path = (p.strip() for p in parts[:6])
+        if cid and name and (name in names or lab_label == lab.name):
+            found[name] = Container(cid, status, checkout, path)
     return found
 
 
+def lab_network(lab):
+    """The Docker network named after the lab, as {"id", "labels", "containers": [ids]} (every
+    container attached, stopped ones included), or None."""
+    inspected = docker("network", "inspect", lab.name, check=False)
+    if inspected.returncode != 0:
+        return None
+    try:
+        net = json.loads(inspected.stdout)[0]
+    except (ValueError, IndexError, KeyError):
+        return None
+    attached = docker("ps", "-a", "-q", "--no-trunc", "--filter", f"network={lab.name}", check=False).stdout
+    return {"id": net.get("Id", ""), "labels": net.get("Labels") or {}, "containers": attached.split()}
+
+
+def known_container_ids(machines_dir):
+    """The container ids this checkout's Vagrant knows, from its data folder."""
+    return [p.read_text().strip() for p in machines_dir.glob("*/docker/id")]
+
+
+def survey_lab(lab, containers, network, known_ids, me):
+    """Who owns each container and the network of the lab's name. A container without a
+    checkout mark is this checkout's when its Vagrant knows its id; a network without one
+    belongs to the single owner of the containers on it, else to nobody known. Pure, for
+    unit tests."""
+    def known(cid):
+        return any(k.startswith(cid) or cid.startswith(k) for k in known_ids if k)
+
+    hosts = {container_name(lab, h): h for h in lab.host_names}
+    items = []
+    for name, c in sorted(containers.items()):
+        owner = owner_of(c.checkout, known(c.id), me)
+        items.append(Item("container", name, c.id, owner, c.path, known(c.id), hosts.get(name, "")))
+    if network is not None:
+        labels = network["labels"]
+        if labels.get(CHECKOUT_LABEL):
+            owner, path = owner_of(labels[CHECKOUT_LABEL], False, me), labels.get(PATH_LABEL, "")
+        else:
+            on_it = [i for i in items if any(i.ref.startswith(cid) or cid.startswith(i.ref)
+                                             for cid in network["containers"])]
+            owners = {(i.owner, i.path if i.owner == FOREIGN else "") for i in on_it}
+            everyone = len(on_it) == len(network["containers"])
+            owner, path = next(iter(owners)) if len(owners) == 1 and on_it and everyone else (UNKNOWN, "")
+        items.append(Item("network", lab.name, lab.name, owner, path))
+    unknown = [i for i in items if i.owner == UNKNOWN]
+    by_hand = []
+    if [i for i in unknown if i.kind == "container"]:
+        by_hand.append("docker rm -f " + " ".join(i.name for i in unknown if i.kind == "container"))
+    if [i for i in unknown if i.kind == "network"]:
+        by_hand.append(f"docker network rm {lab.name}")
+    return Survey(items, by_hand)
+
+
+def survey(lab, machines_dir):
+    """What carries the lab's name on Docker, by owner."""
+    return survey_lab(lab, lab_containers(lab), lab_network(lab), known_container_ids(machines_dir),
+                      checkout_id())
+
+
 def orphan_containers(lab, known_ids):
-    """Containers of this lab that this checkout's Vagrant does not know (an earlier
-    checkout, an interrupted run): Vagrant would fail on their names."""
-    return {name: cid for name, (cid, _) in lab_containers(lab).items()
-            if not any(k.startswith(cid) for k in known_ids)}
+    """This checkout's containers of this lab that its Vagrant does not know (an
+    interrupted run): Vagrant would fail on their names."""
+    return survey_lab(lab, lab_containers(lab), None, known_ids, checkout_id()).orphans
 
 
-def remove_lab_leftovers(lab):
-    """Remove the lab's containers and network; returns what was removed."""
+def remove_lab_leftovers(lab, found):
+    """Remove what `found` (a survey taken before `vagrant destroy`) says is this checkout's
+    and is still there: containers, then the network. Returns what was removed."""
     removed = []
-    for name, (cid, _) in lab_containers(lab).items():
-        docker("rm", "-f", cid)
-        removed.append(f"container {name}")
-    if docker("network", "inspect", lab.name, check=False).returncode == 0:
+    mine = {i.ref for i in found.mine if i.kind == "container"}
+    for name, c in lab_containers(lab).items():
+        if c.id in mine:
+            docker("rm", "-f", c.id)
+            removed.append(f"container {name}")
+    if any(i.kind == "network" for i in found.mine) and \
+            docker("network", "inspect", lab.name, check=False).returncode == 0:
         docker("network", "rm", lab.name)
         removed.append(f"network {lab.name}")
     return removed
@@ -178,16 +272,19 @@ class DockerProvider(Provider):
         lab = machines.lab
         if not box_built():
             build_box(lambda line: say("box", line.removeprefix("[box] ")))
-        known = [p.read_text().strip() for p in machines.machines_dir.glob("*/docker/id")]
-        machines.refuse_leftovers("containers", orphan_containers(lab, known))
+        found = self.survey(lab, machines.machines_dir)
+        machines.refuse_leftovers("containers", found.orphans, found)
         if ensure_network(lab):
             say("net", f"created Docker network {lab.name} ({lab.network}, bridge {bridge_name(lab)})")
 
     def states(self, machines):
         return machine_states(machines.lab, machines.machines_dir)
 
-    def remove_leftovers(self, lab, machines_dir):
-        return remove_lab_leftovers(lab)
+    def survey(self, lab, machines_dir):
+        return survey(lab, machines_dir)
+
+    def remove_leftovers(self, lab, machines_dir, found=None):
+        return remove_lab_leftovers(lab, found if found is not None else self.survey(lab, machines_dir))
 
     def crash(self, machines, host):
         docker("kill", container_name(machines.lab, host))

@@ -1,18 +1,32 @@
-"""VirtualBox's leftovers: VMs named after the lab (`<lab>-<host>`) that this checkout's
-Vagrant does not know, from an earlier checkout or an interrupted run."""
+"""VirtualBox: VMs named after the lab (`<lab>-<host>`). Each VM carries the guest
+properties /halab/checkout and /halab/checkout-path (set by the Vagrantfile before every
+boot), so a checkout touches only its own VMs; an unmarked VM is this checkout's when its
+Vagrant knows its uuid, else an unknown leftover."""
 import os
 import re
 import shutil
 import subprocess
 
+from ..ownership import UNKNOWN, Item, Survey, checkout_id, owner_of
 from .base import Provider
 
 VM_LINE = re.compile(r'^"(?P<name>[^"]+)" \{(?P<uuid>[0-9a-fA-F-]+)\}$')
+CHECKOUT_PROPERTY = "/halab/checkout"
+PATH_PROPERTY = "/halab/checkout-path"
 
 
 def parse_vm_list(text):
     """{name: uuid} from `VBoxManage list vms`."""
     return {m.group("name"): m.group("uuid") for m in map(VM_LINE.match, text.splitlines()) if m}
+
+
+def parse_guest_property(text):
+    """The value from `VBoxManage guestproperty get VM NAME` ("Value: x"), "" for
+    "No value set!"."""
+    for line in text.splitlines():
+        if line.startswith("Value: "):
+            return line[len("Value: "):].strip()
+    return ""
 
 
 def lab_vm_orphans(lab, vms, known_ids):
@@ -21,9 +35,35 @@ def lab_vm_orphans(lab, vms, known_ids):
     return {name: uuid for name, uuid in vms.items() if name in names and uuid not in known_ids}
 
 
+def survey_vms(lab, vms, marks, known_ids, me):
+    """Who owns each VM named like this lab's hosts. `marks`: {uuid: (checkout, path)}
+    from the guest properties. Pure, for unit tests."""
+    hosts = {f"{lab.name}-{h}": h for h in lab.host_names}
+    unknown_to_vagrant = lab_vm_orphans(lab, vms, known_ids)
+    items = []
+    for name, uuid in sorted(vms.items()):
+        if name not in hosts:
+            continue
+        checkout, path = marks.get(uuid, ("", ""))
+        known = name not in unknown_to_vagrant
+        items.append(Item("VirtualBox VM", name, uuid, owner_of(checkout, known, me), path, known, hosts[name]))
+    by_hand = [f"VBoxManage controlvm {i.ref} poweroff; VBoxManage unregistervm {i.ref} --delete"
+               for i in items if i.owner == UNKNOWN]
+    return Survey(items, by_hand)
+
+
+def vboxmanage(*args):
+    return subprocess.run(["VBoxManage", *args], capture_output=True, text=True)
+
+
 def list_vms():
-    result = subprocess.run(["VBoxManage", "list", "vms"], capture_output=True, text=True)
+    result = vboxmanage("list", "vms")
     return parse_vm_list(result.stdout) if result.returncode == 0 else {}
+
+
+def guest_property(uuid, name):
+    result = vboxmanage("guestproperty", "get", uuid, name)
+    return parse_guest_property(result.stdout) if result.returncode == 0 else ""
 
 
 def remove_vm(uuid):
@@ -48,18 +88,30 @@ class VirtualBoxProvider(Provider):
             ok = False
         return (True, "VBoxManage works") if ok else (False, "VBoxManage does not answer")
 
-    def orphans(self, lab, machines_dir):
+    def survey(self, lab, machines_dir):
         known = {p.read_text().strip() for p in machines_dir.glob("*/virtualbox/id")}
-        return lab_vm_orphans(lab, list_vms(), known)
+        names = {f"{lab.name}-{h}" for h in lab.host_names}
+        vms = {name: uuid for name, uuid in list_vms().items() if name in names}
+        marks = {uuid: (guest_property(uuid, CHECKOUT_PROPERTY), guest_property(uuid, PATH_PROPERTY))
+                 for uuid in vms.values()}
+        return survey_vms(lab, vms, marks, known, checkout_id())
+
+    def orphans(self, lab, machines_dir):
+        """This checkout's VMs of the lab that its Vagrant does not know (an interrupted run)."""
+        return self.survey(lab, machines_dir).orphans
 
     def prepare(self, machines, hosts):
-        machines.refuse_leftovers("VirtualBox VMs", self.orphans(machines.lab, machines.machines_dir))
+        found = self.survey(machines.lab, machines.machines_dir)
+        machines.refuse_leftovers("VirtualBox VMs", found.orphans, found)
 
-    def remove_leftovers(self, lab, machines_dir):
+    def remove_leftovers(self, lab, machines_dir, found=None):
+        found = found if found is not None else self.survey(lab, machines_dir)
+        still_there = set(list_vms().values())
         removed = []
-        for name, uuid in self.orphans(lab, machines_dir).items():
-            remove_vm(uuid)
-            removed.append(f"VirtualBox VM {name}")
+        for item in found.mine:
+            if item.ref in still_there:
+                remove_vm(item.ref)
+                removed.append(f"VirtualBox VM {item.name}")
         return removed
 
 
