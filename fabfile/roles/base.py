@@ -4,9 +4,11 @@ listeners, the steps that build it, and the checks that prove it."""
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+from ..converge.steps import Service, loaded_files
 from ..core.errors import LabError
 from ..core.lab import ROLES
 from ..remote import facts as F
+from . import common
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,33 @@ class RoleContext:
                 "host": self.host,
                 "hosts": {role: lab.with_role(role) for role in ROLES},
                 "settings": self.settings, **extra}
+
+
+class _Placeholders(dict):
+    """Secrets for steps that are only looked at, never planned or run: the checks build a
+    host's steps to learn which files each service runs on, and render nothing."""
+
+    def __missing__(self, key):
+        return ("", "")  # a key pair unpacks; nothing reads the value
+
+
+def runs_current(step, loaded):
+    """(passed, detail) of a Service step's `loaded:<unit>` fact: the hashes recorded when
+    provision last started, restarted or reloaded the unit, against its files' hashes now."""
+    if len(loaded) != 4 or loaded[0] == "none":
+        return False, "no record of what it loaded: `invoke provision` (re)starts it and records it"
+    reload_, restart = loaded[0] != loaded[2], loaded[1] != loaded[3]
+    if not (reload_ or restart):
+        return True, "its files are as it last loaded them"
+    paths = (step.reload_on if reload_ else ()) + (step.restart_on if restart else ())
+    what = paths[0] if len(paths) == 1 else f"{', '.join(paths[:-1])} or {paths[-1]}"  # hashed together
+    verb = "restarts" if restart or not step.can_reload else "reloads"
+    return False, f"{what} changed since it last loaded them: `invoke provision` {verb} it"
+
+
+def loaded_fact(step):
+    """What a Service step plans from: the hashes its unit last loaded and its files' now."""
+    return loaded_files(step.unit, step.reload_on, step.restart_on)[0]
 
 
 def listening(listeners, address, port):
@@ -81,9 +110,18 @@ class Role:
         return []
 
     # --- proving ----------------------------------------------------------------------
+    def service_steps(self, lab, host):
+        """The host's Service steps (the common ones, then the role's), as provision builds them."""
+        ctx = RoleContext(lab, host, self.settings(lab), _Placeholders())
+        return [s for s in common.steps(ctx) + self.steps(ctx) if isinstance(s, Service)]
+
+    def loaded_facts(self, lab, host):
+        return [loaded_fact(s) for s in self.service_steps(lab, host)]
+
     def check_facts(self, lab, host):
         """What the checks of a host of this role read, gathered with every other fact."""
-        return [*(F.service(s) for s in all_services()), F.listeners(), F.addresses()]
+        return [*(F.service(s) for s in all_services()), F.listeners(), F.addresses(),
+                *self.loaded_facts(lab, host)]
 
     def checks(self, lab, host, facts):
         """Its services active and enabled, no other role's service running, its ports
@@ -97,6 +135,9 @@ class Role:
             elif state.running:
                 checks.append(Check(f"{unit} not running here", host.name, False,
                                     f"{unit} runs on a {host.role} host"))
+        for step in self.service_steps(lab, host):
+            passed, detail = runs_current(step, F.value(facts, loaded_fact(step), ()))
+            checks.append(Check(f"{step.unit} runs its current configuration", host.name, passed, detail))
         sockets = F.value(facts, F.listeners(), frozenset())
         for address, port in self.listeners(host, self.settings(lab)):
             where = "all addresses" if address == "*" else address

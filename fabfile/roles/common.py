@@ -1,6 +1,6 @@
 """What every lab host gets, whatever its role: the lab's names, the lab's SSH key, a
 message of the day. Its steps run before the role's own."""
-from ..converge.steps import Directory, File, Line, Service, Template
+from ..converge.steps import Directory, File, InterfaceUp, Line, Service, Template
 
 HOME = "/home/vagrant"
 LAB_HOSTS = "/etc/halab/hosts"
@@ -25,6 +25,7 @@ def steps(ctx):
     context = ctx.template_context()
     names = " ".join(ctx.lab.host_names)
     return [
+        InterfaceUp(ctx.host.ip),  # the private network first: the other hosts need it
         # The lab's own key: `ssh web1` from any lab host, as the vagrant user.
         File(f"{HOME}/.ssh/id_ed25519", private_key, mode="600", owner="vagrant", group="vagrant", secret=True),
         Line(f"{HOME}/.ssh/authorized_keys", public_key, owner="vagrant"),

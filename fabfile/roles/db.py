@@ -1,8 +1,10 @@
 """The database: MariaDB (Debian's MySQL), bound to the private IP, one account per app
 host, scoped to that host's address."""
+from dataclasses import replace
+
 from ..converge.steps import Command, Packages, Service, Template
 from ..remote import facts as F
-from .base import Role, register
+from .base import Check, Role, register
 
 CONF = "/etc/mysql/mariadb.conf.d/60-halab.cnf"
 GRANTS = "/etc/mysql/halab-grants.sql"
@@ -27,9 +29,16 @@ def notes_table(settings):
     return f"{settings['db_name']}.notes"
 
 
-def account_count(settings):
-    """The fact: how many accounts the app user has (one per app host when converged)."""
-    return F.sql_value(f"SELECT COUNT(*) FROM mysql.global_priv WHERE User='{settings['db_user']}'")
+def account_hosts(settings):
+    """The fact: the hosts of the app user's accounts (each app host's IP when converged;
+    empty when MariaDB does not answer)."""
+    sql = f"SELECT Host FROM mysql.global_priv WHERE User='{settings['db_user']}'"
+    return replace(F.sql_value(sql), parse=F.parse_words)
+
+
+def wanted_account_hosts(lab):
+    """One account per app host of lab.yml, bound to its private IP."""
+    return sorted(h.ip for h in lab.with_role("app"))
 
 
 class Database(Role):
@@ -42,13 +51,32 @@ class Database(Role):
     def listeners(self, host, settings):
         return [(host.ip, settings["db_port"])]
 
+    def check_facts(self, lab, host):
+        return [*super().check_facts(lab, host), account_hosts(self.settings(lab))]
+
+    def checks(self, lab, host, facts):
+        checks = super().checks(lab, host, facts)
+        settings = self.settings(lab)
+        have = sorted(F.value(facts, account_hosts(settings), ()))
+        wanted = wanted_account_hosts(lab)
+        missing = [ip for ip in wanted if ip not in have]
+        stale = [ip for ip in have if ip not in wanted]
+        problems = ([f"missing for {', '.join(missing)}"] if missing else []) + \
+                   ([f"not an app host: {', '.join(stale)}"] if stale else [])
+        checks.append(Check(f"{settings['db_user']} accounts: one per app host, no other", host.name,
+                            not problems, "; ".join(problems) if problems else ", ".join(have)))
+        return checks
+
     def steps(self, ctx):
         settings = ctx.settings
-        app_hosts = len(ctx.lab.with_role("app"))
-        accounts = account_count(settings)
+        wanted = wanted_account_hosts(ctx.lab)
+        accounts = account_hosts(settings)
 
+        # The grants file says what the accounts must be (lab.yml alone: it stays the same
+        # once they are); it runs when it changed or the accounts differ from lab.yml's
+        # app hosts (one added, one that left lab.yml, MariaDB not answering).
         def grants_needed(facts, changed_paths):
-            return GRANTS in changed_paths or F.value(facts, accounts) != str(app_hosts)
+            return GRANTS in changed_paths or sorted(F.value(facts, accounts, ())) != wanted
 
         return [
             Packages(self.packages),

@@ -393,11 +393,34 @@ def test_grants_create_alter_and_grant_for_every_app_host():
 def test_grants_secure_the_server():
     lines = sql_lines(render("db/grants.sql.j2", "db1"))
     assert "DELETE FROM mysql.global_priv WHERE User = '';" in lines
-    assert "DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost';" in lines
-    assert "DROP DATABASE IF EXISTS test;" in lines
     assert "FLUSH PRIVILEGES;" in lines
     assert lines.index("FLUSH PRIVILEGES;") < lines.index(next(l for l in lines
                                                               if l.startswith("CREATE USER")))
+
+
+def test_grants_never_touch_what_the_lab_did_not_create():
+    """No database dropped, no other account than anonymous ones and the app user's."""
+    lines = sql_lines(render("db/grants.sql.j2", "db1", SCALED_HOSTS))
+    assert not [l for l in lines if l.upper().startswith(("DROP DATABASE", "DELETE FROM MYSQL.DB"))]
+    deletes = [l for l in lines if l.upper().startswith("DELETE")]
+    assert deletes == ["DELETE FROM mysql.global_priv WHERE User = '';"]
+    assert "root" not in " ".join(lines)
+
+
+def test_grants_drop_the_accounts_of_hosts_that_left_lab_yml():
+    """The accounts not on an app host's IP are read and dropped when the file runs: the
+    file itself depends on lab.yml alone, so it stays the same once they are gone."""
+    text = render("db/grants.sql.j2", "db1", SCALED_HOSTS, overrides={"db_user": "shop"})
+    lines = sql_lines(text)
+    block = lines[lines.index("DELIMITER //"):lines.index("DELIMITER ;") + 1]
+    assert block == [
+        "DELIMITER //", "BEGIN NOT ATOMIC",
+        "FOR account IN (SELECT Host FROM mysql.global_priv WHERE User = 'shop'",
+        "AND Host NOT IN ('192.168.56.31', '192.168.56.32')) DO",
+        "EXECUTE IMMEDIATE CONCAT('DROP USER ', QUOTE('shop'), '@', QUOTE(account.Host));",
+        "END FOR;", "END //", "DELIMITER ;"]
+    assert lines.index("DELIMITER ;") < lines.index(next(l for l in lines if l.startswith("CREATE USER")))
+    assert "NOT IN ('192.168.56.31'))" in render("db/grants.sql.j2", "db1")
 
 
 def test_grants_escape_the_password_and_the_database_wildcards():
