@@ -20,10 +20,13 @@ class Sample:
     balancer: str = ""  # X-LB of the reply
     note_id: int = 0    # the id of an acknowledged write
     error: str = ""
+    text: str = ""      # a write's text: the client's tag and the request's index, unique
 
 
 class OpenLoopClient:
-    def __init__(self, vip, rate=40, count=400, timeout=0.5, write_every=2, max_seconds=MAX_SECONDS):
+    def __init__(self, vip, rate=40, count=400, timeout=0.5, write_every=2, max_seconds=MAX_SECONDS,
+                 tag="drill", port=80):
+        """`write_every`: every Nth request writes a note (0: reads only)."""
         if rate <= 0 or count <= 0:
             raise ValueError("rate and count must be positive")
         self.vip = vip
@@ -32,32 +35,37 @@ class OpenLoopClient:
         self.timeout = timeout
         self.write_every = write_every
         self.max_seconds = min(max_seconds, MAX_SECONDS)
+        self.tag = tag
+        self.port = port
+        self.began = None  # time.monotonic() of the first request
         self.samples = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
 
     def _one(self, index):
-        kind = "write" if index % self.write_every == 0 else "read"
+        kind = "write" if self.write_every and index % self.write_every == 0 else "read"
+        text = f"{self.tag} {index}" if kind == "write" else ""
         started = time.monotonic()
         try:
             if kind == "write":
-                reply = request(self.vip, "POST", "/api/notes", {"text": f"drill {index}"}, timeout=self.timeout)
+                reply = request(self.vip, "POST", "/api/notes", {"text": text}, timeout=self.timeout,
+                                port=self.port)
                 ok = reply.status == 201
                 note_id = int(reply.json()["id"]) if ok else 0
             else:
-                reply = request(self.vip, "GET", "/", timeout=self.timeout)
+                reply = request(self.vip, "GET", "/", timeout=self.timeout, port=self.port)
                 ok, note_id = reply.status == 200, 0
             sample = Sample(started, time.monotonic(), kind, ok, reply.headers.get("x-lb", ""), note_id,
-                            "" if ok else f"HTTP {reply.status}")
+                            "" if ok else f"HTTP {reply.status}", text)
         except (OSError, ValueError, KeyError) as exc:
-            sample = Sample(started, time.monotonic(), kind, False, error=type(exc).__name__)
+            sample = Sample(started, time.monotonic(), kind, False, error=type(exc).__name__, text=text)
         with self._lock:
             self.samples.append(sample)
 
     def _schedule(self):
         interval = 1.0 / self.rate
-        begin = time.monotonic()
+        begin = self.began = time.monotonic()
         deadline = begin + self.max_seconds
         workers = max(4, int(self.rate * self.timeout * 2) + 2)
         with ThreadPoolExecutor(max_workers=workers) as pool:

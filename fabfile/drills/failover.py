@@ -1,11 +1,12 @@
 """`invoke failover`: break the MASTER balancer on purpose while an open-loop client sends
 requests to the VIP, and measure the gap, the failed requests, split brain, the writes
 kept and the recovery. Every fault is undone on every way out of a drill."""
+import secrets
 import shlex
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from ..checks.http import request
@@ -17,6 +18,7 @@ from ..remote.parallel import run_one
 from ..roles import ROLES
 from ..roles.db import notes_table
 from ..roles.loadbalancer import balancers, pair_facts, pair_health, peer_of
+from .accounting import latency_quantiles, write_accounting
 from .client import OpenLoopClient, gap_ms, outage_ms
 from .sampler import VipSampler
 from .scenarios import SCENARIOS
@@ -44,11 +46,30 @@ class Drill:
     recovery_s: float
     vip_after: str
     failback: bool
+    # What the report draws; times in ms from the client's first request.
+    other: str = ""
+    balancers: list = field(default_factory=list)
+    fault_ms: float = 0.0
+    undo_ms: float = 0.0
+    end_ms: float = 0.0
+    timeline: list = field(default_factory=list)     # every request: t_ms, latency_ms, kind, ok, balancer, error
+    vip_samples: list = field(default_factory=list)  # t_ms, holders
+    writes: dict = field(default_factory=dict)       # attempted, acknowledged, found, lost, recovered, unexpected
+    latency_ms: dict = field(default_factory=dict)   # p50, p95, p99, max
 
     @property
     def passed(self):
         return (self.gap_ms is not None and not self.split_brain and self.recovered
                 and self.writes_found == self.writes_acked)
+
+
+def wait_for(fault):
+    """Let the fault command end (bounded) before it is undone; its own error is the
+    drill's to report, not this wait's."""
+    try:
+        fault.result(timeout=FAULT_TIMEOUT_S)
+    except BaseException:
+        pass
 
 
 @dataclass
@@ -103,6 +124,16 @@ class FailoverDrills:
             time.sleep(0.5)
         return False, [], detail
 
+    def texts_found(self, tag):
+        """The texts of the notes this drill's client wrote (they all begin with its tag)."""
+        connection = self.machines.connections([self.db])[self.db.name]
+        fact = F.sql_value(f"SELECT text FROM {notes_table(ROLES['db'].settings(self.lab))} "
+                           f"WHERE text LIKE '{tag} %'")
+        try:
+            return set(F.value(F.gather(connection, [fact], timeout=30), fact).splitlines())
+        finally:
+            connection.close()
+
     def writes_found(self, ids):
         if not ids:
             return 0
@@ -155,8 +186,9 @@ class FailoverDrills:
 
         sampler = VipSampler(self.lab, self.machines.inventory.cached_endpoints,
                              MAX_WINDOW_S + HEALTHY_TIMEOUT_S + FAULT_TIMEOUT_S).start()
+        tag = f"drill-{name}-{secrets.token_hex(4)}"
         client = OpenLoopClient(self.lab.vip, rate=RATE, count=int(RATE * MAX_WINDOW_S),
-                                max_seconds=MAX_WINDOW_S).start()
+                                max_seconds=MAX_WINDOW_S, tag=tag).start()
         injector = ThreadPoolExecutor(max_workers=1)
         fault = undo_at = None
         try:
@@ -174,13 +206,16 @@ class FailoverDrills:
                 fault.result(timeout=FAULT_TIMEOUT_S)
             finally:  # Ctrl-C, SIGTERM, a failed fault, a timeout: the fault is undone
                 client.stop()
+                if fault is not None:
+                    wait_for(fault)  # a halt still running would hold the machine's lock
                 injector.shutdown(wait=False)
                 connection.close()
                 if fault is not None:
                     undo_at = time.monotonic()
                     self.undo(scenario, target)
             recovered, holders, _ = self.wait_healthy()
-            recovery_s = time.monotonic() - undo_at
+            ended_at = time.monotonic()
+            recovery_s = ended_at - undo_at
         finally:
             sampler.stop()
 
@@ -191,11 +226,34 @@ class FailoverDrills:
                       sampler.split_brain, len(acked), self.writes_found(acked), recovered,
                       round(recovery_s, 1), ",".join(holders) or "-",
                       recovered and holders == [balancers(self.lab)[0].name])
+        self.record_timeline(drill, client, sampler, other, fault_at, undo_at, ended_at)
+        writes = [s for s in samples if s.kind == "write"]
+        drill.writes = write_accounting([s.text for s in writes], [s.text for s in writes if s.ok],
+                                        self.texts_found(tag))
         say(master.name, f"drill {name}: gap {gap if gap is not None else 'none'} ms "
                          f"(clients saw {drill.outage_ms} ms without an answer), "
                          f"{drill.failed}/{drill.requests} failed, writes {drill.writes_found}/{drill.writes_acked}, "
                          f"recovered in {drill.recovery_s}s" + ("" if drill.passed else "  FAILED"))
         return drill
+
+
+    def record_timeline(self, drill, client, sampler, other, fault_at, undo_at, ended_at):
+        """The drill's requests and VIP samples on one time axis: ms from the first request."""
+        began = client.began or fault_at
+
+        def ms(moment):
+            return round((moment - began) * 1000, 1)
+
+        samples = client.sorted_samples()
+        drill.other = other.name
+        drill.balancers = [h.name for h in balancers(self.lab)]
+        drill.fault_ms, drill.undo_ms, drill.end_ms = ms(fault_at), ms(undo_at), ms(ended_at)
+        drill.timeline = [{"t_ms": ms(s.started), "latency_ms": round((s.finished - s.started) * 1000, 1),
+                           "kind": s.kind, "ok": s.ok, "balancer": s.balancer, "error": s.error}
+                          for s in samples]
+        drill.vip_samples = [{"t_ms": ms(at), "holders": sorted(holders)}
+                             for at, holders in sampler.samples if at >= began]
+        drill.latency_ms = latency_quantiles([t["latency_ms"] for t in drill.timeline if t["ok"]])
 
 
 def run_failover(machines, scenarios, repeat=1, on_drill=None):

@@ -50,8 +50,20 @@ class Provisioner:
                       f"{run.ok} ok ({run.seconds:.1f}s)")
             return run
 
-        with ThreadPoolExecutor(max_workers=max(1, len(self.connections))) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, len(self.connections)))
+        try:
             list(pool.map(work, list(self.connections)))
+        except KeyboardInterrupt:
+            # Closing the connections ends every host's command at once; the threads
+            # then finish on their own, and the hosts keep what their steps completed.
+            pool.shutdown(wait=False, cancel_futures=True)
+            for connection in self.connections.values():
+                connection.close()
+            unfinished = [name for name, done in self.done.items() if not done.is_set()]
+            info(f"provision interrupted; not finished: {', '.join(unfinished) or 'none'}. "
+                 f"`invoke provision` picks up where each host is.")
+            raise
+        pool.shutdown()
         return Report(self.runs, time.monotonic() - started, self.dry_run)
 
 
@@ -91,8 +103,24 @@ class Report:
         return f"provision: {self.changed} step(s) {word} in {self.seconds:.1f}s"
 
 
+def boot_stopped(machines, hosts):
+    """Hosts that a drill or a student halted are booted first: provisioning needs them.
+    Only hosts missing from the SSH cache are asked about (`halt` takes them out of it)."""
+    cached = machines.inventory.cached_endpoints()
+    if all(h.name in cached for h in hosts):
+        return
+    states = machines.states()
+    stopped = [h.name for h in hosts if states.get(h.name, ("",))[0] not in ("running", "not created")]
+    if stopped:
+        for name in stopped:
+            say(name, f"{states[name][0]}: booting it first (invoke up --hosts {name})")
+        machines.up(stopped, quiet=True)
+
+
 def provision(machines, hosts, dry_run=False):
     lab = machines.lab
+    if not dry_run:
+        boot_stopped(machines, hosts)
     connections = machines.connections(hosts)
     info(f"lab {lab.name}: {'dry run over' if dry_run else 'provisioning'} {', '.join(connections)}")
     report = Provisioner(lab, connections, dry_run=dry_run).run()

@@ -2,6 +2,8 @@
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from invoke.exceptions import CommandTimedOut
+
 from ..core.console import say
 
 
@@ -23,7 +25,9 @@ def run_one(name, connection, command, sudo=False, timeout=None):
         runner = connection.sudo if sudo else connection.run
         result = runner(command, hide=True, warn=True, timeout=timeout, in_stream=False)
         return HostResult(name, result.exited, result.stdout, result.stderr)
-    except Exception as exc:  # unreachable host, auth failure, timeout: report, don't crash
+    except CommandTimedOut as exc:
+        return HostResult(name, -1, error=f"no answer within {exc.timeout:.0f}s (is the host frozen?)")
+    except Exception as exc:  # unreachable host, auth failure: report, don't crash
         return HostResult(name, -1, error=f"{type(exc).__name__}: {exc}".strip())
 
 
@@ -37,8 +41,15 @@ def run_parallel(connections, command, sudo=False, timeout=None, echo=True):
             echo_result(result)
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, len(connections))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, len(connections)))
+    try:
         results = list(pool.map(task, connections.items()))
+    except KeyboardInterrupt:  # closing the connections ends the commands at once
+        pool.shutdown(wait=False, cancel_futures=True)
+        for connection in connections.values():
+            connection.close()
+        raise
+    pool.shutdown()
     return {r.host: r for r in results}
 
 
@@ -56,7 +67,7 @@ def failure_summary(results):
     failed = []
     for r in results.values():
         if r.error:
-            failed.append(f"{r.host} ({'not running' if r.error == 'not running' else 'unreachable'})")
+            failed.append(f"{r.host} ({'not running' if r.error == 'not running' else 'no answer' if r.error.startswith('no answer') else 'unreachable'})")
         elif r.exit_code != 0:
             failed.append(f"{r.host} (exit {r.exit_code})")
     return ", ".join(failed)
