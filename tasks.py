@@ -81,13 +81,15 @@ def ssh(c, host, command=None):
 
 
 @task(help={"command": "the shell command to run", "hosts": HOSTS_HELP, "roles": ROLES_HELP,
-            "sudo": "run it as root"})
+            "sudo": "run it as root", "timeout": "give up on a host after this many seconds (default 300)"})
 @lab_task
-def run(c, command, hosts=None, roles=None, sudo=False):
+def run(c, command, hosts=None, roles=None, sudo=False, timeout=300):
     """Run one command on many hosts in parallel; output lines are prefixed by host."""
     from fabfile.remote.parallel import failure_summary
+    if timeout <= 0:
+        raise LabError(f"--timeout {timeout} is not a number of seconds", "use e.g. --timeout 60")
     m = machines()
-    results = m.run(m.lab.select(names(hosts), names(roles)), command, sudo=sudo)
+    results = m.run(m.lab.select(names(hosts), names(roles)), command, sudo=sudo, timeout=timeout)
     failed = failure_summary(results)
     if failed:
         raise Exit(f"failed on: {failed}", code=1)
@@ -123,11 +125,21 @@ def verify(c, json=None):
     info(verdict.summary())
 
 
+def write_page(path, text):
+    """Write a page atomically (a browser never opens half of it) and say where it is."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+    info(f"wrote {path}")
+
+
 @task(help={"scenario": "haproxy, keepalived, halt, crash, network, or all (default: all)",
             "repeat": "run each drill this many times (default 1)",
-            "json": "also write the drills as JSON to this path"})
+            "json": "also write the drills as JSON to this path",
+            "html": "also write the drills as one self-contained HTML page (a timeline per drill)"})
 @lab_task
-def failover(c, scenario="all", repeat=1, json=None):
+def failover(c, scenario="all", repeat=1, json=None, html=None):
     """Break the MASTER balancer on purpose and measure the gap, failed requests and writes kept."""
     from fabfile.drills.failover import run_failover
     from fabfile.drills.scenarios import SCENARIOS
@@ -137,9 +149,20 @@ def failover(c, scenario="all", repeat=1, json=None):
         raise LabError(f"unknown scenario {', '.join(unknown)}", f"use one of: {', '.join(SCENARIOS)}, all")
     if repeat < 1:
         raise LabError("--repeat must be 1 or more")
-    save = (lambda report: write_json(json, report.as_json())) if json else None
-    with sigterm_as_interrupt():
-        report = run_failover(machines(), scenarios, repeat, on_drill=save)
+    from fabfile.views.drill_report import render_report
+
+    def save(report):  # after every drill: an interrupted run keeps what it measured
+        if json:
+            write_json(json, report.as_json())
+        if html:
+            write_page(html, render_report(report.as_json()))
+    try:
+        with sigterm_as_interrupt():
+            report = run_failover(machines(), scenarios, repeat, on_drill=save)
+    except KeyboardInterrupt:
+        raise Exit("failover interrupted: the running drill's fault was undone (see above); "
+                   "finished drills are in the reports" if json or html else
+                   "failover interrupted: the running drill's fault was undone (see above)", code=130)
     info(report.table())
     if not report.passed:
         raise Exit("failover: a drill lost a write, saw a split brain, found no failover or did not recover",
@@ -148,9 +171,10 @@ def failover(c, scenario="all", repeat=1, json=None):
 
 
 @task(help={"provider": "as for `invoke up`", "repeat": "runs of each failover drill (default 3)",
-            "json": "also write the figures as JSON to this path"})
+            "json": "also write the figures as JSON to this path",
+            "html": "also write the bench as one self-contained HTML page"})
 @lab_task
-def bench(c, provider=None, repeat=3, json=None):
+def bench(c, provider=None, repeat=3, json=None, html=None):
     """Time a lab's whole life: up, provision (cold, no-op, dry run), verify, drills, destroy."""
     from fabfile.lifecycle.bench import bench as run_bench, print_bench
     with sigterm_as_interrupt():
@@ -158,8 +182,55 @@ def bench(c, provider=None, repeat=3, json=None):
     print_bench(result)
     if json:
         write_json(json, result)
+    if html:
+        from fabfile.views.drill_report import render_bench
+        write_page(html, render_bench(result))
     if not result["passed"]:
         raise Exit("bench: a failover drill failed (see the table)", code=1)
+
+
+@task(help={"svg": "write the drawing as SVG to this path",
+            "mermaid": "print the drawing as Mermaid text (for a README or a course page)",
+            "live": "draw the lab's state too: who holds the VIP, services, backends in rotation"})
+@lab_task
+def graph(c, svg=None, mermaid=False, live=False):
+    """Draw the lab from lab.yml: tiers, addresses, the VIP, the ports each tier talks to."""
+    from fabfile.views import graph as drawing
+    if not svg and not mermaid:
+        raise LabError("say what to draw", "use --svg PATH, --mermaid, or both")
+    m = machines()
+    state = None
+    if live:
+        from fabfile.checks.live import live as live_state
+        state = live_state(m)
+    if svg:
+        write_page(svg, drawing.svg(m.lab, state))
+    if mermaid:
+        print(drawing.mermaid(m.lab, state))
+
+
+@task(help={"seconds": "stop after this many seconds (default 120, at most 3600)",
+            "once": "print one frame and stop (no traffic through the VIP)",
+            "json": "with --once: print the frame as JSON"})
+@lab_task
+def watch(c, seconds=120, once=False, json=False):
+    """Watch the lab live: who holds the VIP, VRRP states, backends, requests per second."""
+    if once:
+        from fabfile.checks.live import live as live_state
+        state = live_state(machines())
+        if json:
+            import json as json_module
+            print(json_module.dumps(state, indent=2))
+        else:
+            from rich.console import Console
+            from fabfile.views.watch import frame
+            Console().print(frame(state))
+        return
+    from fabfile.lifecycle.watch import watch as run_watch
+    if not 1 <= seconds <= 3600:
+        raise LabError(f"--seconds {seconds} is out of range", "use 1 to 3600")
+    with sigterm_as_interrupt():
+        run_watch(machines(), seconds)
 
 
 @task(help={"hosts": HOSTS_HELP, "force": "power off without a clean shutdown"})
@@ -172,10 +243,13 @@ def halt(c, hosts=None, force=False):
 @task(help={"yes": "do not ask for confirmation"})
 @lab_task
 def destroy(c, yes=False):
-    """Destroy every host of the lab and its leftovers (containers, Docker network)."""
+    """Destroy every host of the lab and its leftovers (containers, Docker network, VMs).
+
+    Only what this checkout made: a lab of the same name that another checkout owns, or
+    leftovers nobody vouches for, are left alone and named (exit status 1)."""
     m = machines()
     if not yes and sys.stdin.isatty():
-        answer = input(f"Destroy every host of lab {m.lab.name}? [y/N] ")
+        answer = input(f"Destroy every host of lab {m.lab.name} that this checkout made? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             raise Exit("not destroyed", code=1)
     m.destroy()
@@ -194,15 +268,25 @@ def doctor(c):
     info("doctor: the lab can run here")
 
 
-@task(help={"hosts": HOSTS_HELP, "to": "bare (as `up` leaves them) or provisioned (the default)"})
+@task(help={"hosts": HOSTS_HELP, "to": "bare (as `up` leaves them) or provisioned (the default)",
+            "yes": "do not ask for confirmation",
+            "recreate": "on VirtualBox and libvirt, destroy, recreate and provision the hosts that "
+                        "lack the stage's snapshot (refused otherwise)"})
 @lab_task
-def reset(c, hosts=None, to="provisioned"):
-    """Return hosts to a known stage, bare or provisioned (default: the whole lab).
+def reset(c, hosts=None, to="provisioned", yes=False, recreate=False):
+    """Return hosts to a known stage, bare or provisioned (default: the whole lab); their data is lost.
 
-    Snapshots are restored where the provider has them; otherwise (docker) the machines
-    are recreated and provisioned again."""
-    from fabfile.lifecycle.reset import reset as run_reset
-    run_reset(machines(), names(hosts), to)
+    Snapshots are restored where the provider has them (a host without the snapshot needs
+    --recreate); on docker the machines are recreated and provisioned again. Asks first,
+    naming the hosts, unless --yes or there is no terminal."""
+    from fabfile.lifecycle.reset import plan_reset, reset as run_reset
+    m = machines()
+    plan = plan_reset(m, names(hosts), to, recreate)
+    if not yes and sys.stdin.isatty():
+        answer = input(f"{plan.question()} [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise Exit("not reset", code=1)
+    run_reset(m, plan=plan)
 
 
 @task(help={"host": "the host whose journal to show", "service": "the unit (default: the role's services)",
@@ -258,5 +342,5 @@ for verb, func in (("save", snapshot_save), ("restore", snapshot_restore),
                    ("list", snapshot_list), ("delete", snapshot_delete)):
     snapshot.add_task(func, name=verb)
 
-ns = Collection(up, provision, verify, failover, bench, status, ssh, run, logs, halt, reset,
+ns = Collection(up, provision, verify, failover, bench, status, watch, graph, ssh, run, logs, halt, reset,
                 destroy, doctor, snapshot)

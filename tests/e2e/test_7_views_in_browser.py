@@ -8,16 +8,22 @@ from pathlib import Path
 
 import pytest
 
+from fabfile.core.config import PROJECT_DIR
 from fabfile.core.lab import DEFAULT_LAB_FILE, parse_lab
 from fabfile.views.drill_report import render_report
 from fabfile.views.graph import svg
 from tests import browser
 from tests.html_elements import elements, external_references, metric_values, with_class
 
-FIXTURE = Path(__file__).parent / "fixtures" / "drill_report.json"
+FIXTURE = Path(__file__).parents[1] / "unit" / "fixtures" / "drill_report.json"
 
-pytestmark = pytest.mark.skipif(not browser.available(),
-                                reason="chromium is not installed (apt-get install -y chromium)")
+# A real browser: scripts/setup.sh installs Debian's chromium; without it these fail, loudly.
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium():
+    assert browser.available(), "chromium is not installed: run scripts/setup.sh (apt-get install chromium)"
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +53,12 @@ def png_size(path):
 
 
 def keep(png):
-    """Leave the screenshot where a person can look at it: HALAB_ARTIFACTS, else tmp_path."""
-    folder = os.environ.get("HALAB_ARTIFACTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        shutil.copy(png, Path(folder) / png.name)
+    """Leave the screenshot where a person can look at it: HALAB_ARTIFACTS, else
+    .lab/artifacts/ (git-ignored)."""
+    folder = Path(os.environ.get("HALAB_ARTIFACTS") or PROJECT_DIR / ".lab" / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(png, folder / png.name)
+    return folder / png.name
 
 
 def test_the_browser_builds_one_section_per_drill_with_its_figures(report, report_file, tmp_path):
@@ -105,3 +112,56 @@ def test_the_request_check_does_see_a_page_that_reaches_out(tmp_path):
     net_log = tmp_path / "net.json"
     browser.dump_dom(page, net_log=net_log)
     assert browser.page_requests(net_log) == ["http://example.invalid/pixel.png"]
+
+
+# --- a real drill, a real lab --------------------------------------------------------------
+
+def test_a_real_drill_report_shows_its_timeline_bands_and_accounting(lab_cli, provisioned, tmp_path):
+    report_json, page = tmp_path / "drill.json", tmp_path / "drill-report.html"
+    lab_cli.invoke("failover", "--scenario", "haproxy", "--json", str(report_json), "--html", str(page))
+    report = json.loads(report_json.read_text())
+    drill = report["drills"][0]
+    writes = drill["writes"]
+    assert writes["lost"] == 0 and writes["unexpected"] == 0
+    assert writes["attempted"] >= writes["acknowledged"] == drill["writes_acked"] > 0
+    assert writes["found"] == writes["acknowledged"] + writes["recovered"]
+    assert drill["fault_ms"] < drill["undo_ms"] <= drill["end_ms"]
+    assert len(drill["timeline"]) == drill["requests"]
+    assert {b for s in drill["vip_samples"] for b in s["holders"]} == {"lb1", "lb2"}
+
+    net_log = tmp_path / "net.json"
+    found = elements(browser.dump_dom(page, net_log=net_log))
+    sections = [e for e in found if e.tag == "section" and "drill" in e.classes]
+    assert [s.attrs["data-scenario"] for s in sections] == ["haproxy"]
+    assert len(with_class(found, "fault-window", 1)) == 1
+    assert {b.attrs["data-balancer"] for b in with_class(found, "vip-band", 1)} == {"lb1", "lb2"}
+    shown = metric_values(found, 1)
+    assert {m: int(shown[m]) for m in writes} == writes
+    assert browser.page_requests(net_log) == []
+    png = keep(browser.screenshot(page, tmp_path / "drill-report.png", (1400, 1800)))
+    print(f"drill report screenshot: {png}")
+
+
+def test_the_lab_graph_renders_every_host_and_the_vip(lab_cli, provisioned, tmp_path):
+    drawing = tmp_path / "topology.svg"
+    lab_cli.invoke("graph", "--svg", str(drawing), "--live")
+    found = elements(browser.dump_dom(drawing))
+    texts = " ".join(e.text for e in found)
+    for host in lab_cli.lab.hosts:
+        assert host.name in texts and host.ip in texts
+    assert lab_cli.lab.vip in texts and "holds the VIP" in texts
+    mermaid = lab_cli.invoke("graph", "--mermaid").stdout
+    assert mermaid.startswith("flowchart TB") and mermaid.count("subgraph") == mermaid.count("\n    end")
+    keep(browser.screenshot(drawing, tmp_path / "topology.png", (1200, 900)))
+
+
+def test_watch_once_agrees_with_verify(lab_cli, provisioned, tmp_path):
+    frame = json.loads(lab_cli.invoke("watch", "--once", "--json").stdout)
+    report = tmp_path / "verify.json"
+    lab_cli.invoke("verify", "--json", str(report))
+    checks = {c["name"]: c for c in json.loads(report.read_text())["checks"]}
+    vip = checks["VIP held by exactly one balancer"]
+    assert frame["vip_holder"] == vip["host"] == "lb1"
+    backends = checks["HAProxy sees every web backend UP"]["detail"]
+    assert all(f"{name} {state}" in backends for name, state in frame["backends"].items()), (frame, backends)
+    assert set(frame["vrrp"].values()) == {"MASTER", "BACKUP"}
