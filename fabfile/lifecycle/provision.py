@@ -3,7 +3,6 @@ facts first and actions only where the host differs. The database host finishes 
 an app host migrates against it."""
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..converge.engine import HostRun, converge
@@ -11,6 +10,7 @@ from ..core.console import info, say, table
 from ..core.errors import LabError
 from ..core.state import lab_ssh_key, secret
 from ..machines.snapshots import take_stage_snapshot
+from ..remote.parallel import in_parallel
 from ..roles import host_plan
 
 
@@ -50,20 +50,16 @@ class Provisioner:
                       f"{run.ok} ok ({run.seconds:.1f}s)")
             return run
 
-        pool = ThreadPoolExecutor(max_workers=max(1, len(self.connections)))
-        try:
-            list(pool.map(work, list(self.connections)))
-        except KeyboardInterrupt:
-            # Closing the connections ends every host's command at once; the threads
-            # then finish on their own, and the hosts keep what their steps completed.
-            pool.shutdown(wait=False, cancel_futures=True)
+        def interrupted():
+            # Closing the connections ends every host's command at once; the hosts keep
+            # what their steps completed.
             for connection in self.connections.values():
                 connection.close()
             unfinished = [name for name, done in self.done.items() if not done.is_set()]
             info(f"provision interrupted; not finished: {', '.join(unfinished) or 'none'}. "
                  f"`invoke provision` picks up where each host is.")
-            raise
-        pool.shutdown()
+
+        in_parallel(work, list(self.connections), on_interrupt=interrupted)
         return Report(self.runs, time.monotonic() - started, self.dry_run)
 
 

@@ -1,4 +1,5 @@
 """python-vagrant, wrapped once: our messages on failure, a count of the (slow) CLI calls."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -39,10 +40,12 @@ class Vagrant:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace").strip()
 
-    def _call(self, verb, hosts, func, *args, **kwargs):
+    @contextlib.contextmanager
+    def _translated(self, verb, hosts):
+        """Vagrant's failures as our LabErrors; every call counted and, with HALAB_DEBUG, timed."""
         started = time.monotonic()
         try:
-            return func(*args, **kwargs)
+            yield
         except subprocess.CalledProcessError as exc:
             raise self._error(verb, hosts, exc.returncode) from None
         except RuntimeError as exc:  # python-vagrant: "vagrant executable not found"
@@ -52,6 +55,10 @@ class Vagrant:
             if config.current().debug:
                 print(f"[vagrant] {verb} {' '.join(hosts) or 'all'}: "
                       f"{time.monotonic() - started:.2f}s", file=sys.stderr)
+
+    def _call(self, verb, hosts, func, *args, **kwargs):
+        with self._translated(verb, hosts):
+            return func(*args, **kwargs)
 
     def _error(self, verb, hosts, code):
         said = self._last_stderr() or "(nothing on stderr)"
@@ -76,15 +83,8 @@ class Vagrant:
         return self._stream("up", hosts, lines)
 
     def _stream(self, verb, hosts, lines):
-        started = time.monotonic()
-        try:
+        with self._translated(verb, hosts):
             yield from lines
-        except subprocess.CalledProcessError as exc:
-            raise self._error(verb, hosts, exc.returncode) from None
-        except RuntimeError as exc:  # python-vagrant: "vagrant executable not found"
-            raise LabError(f"Vagrant is not available: {exc}", VAGRANT_INSTALL_FIX) from None
-        finally:
-            self.calls.append((verb, time.monotonic() - started))
 
     def status(self):
         return self._call("status", [], self._client.status)

@@ -1,5 +1,5 @@
 """Commands on many hosts at once, one SSH connection each, output prefixed by host."""
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass
 
 from invoke.exceptions import CommandTimedOut
@@ -31,6 +31,36 @@ def run_one(name, connection, command, sudo=False, timeout=None):
         return HostResult(name, -1, error=f"{type(exc).__name__}: {exc}".strip())
 
 
+def in_parallel(func, items, on_interrupt=None):
+    """[func(item) for item in items], each in a thread of its own, results in order.
+    The threads are daemons: on Ctrl-C, `on_interrupt()` runs (close the connections)
+    and the KeyboardInterrupt goes on at once; a thread still waiting on a frozen host
+    does not hold the program's exit."""
+    results = [None] * len(items)
+    errors = []
+
+    def work(index, item):
+        try:
+            results[index] = func(item)
+        except BaseException as exc:  # handed to the caller's thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i, item), daemon=True) for i, item in enumerate(items)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.1)
+    except KeyboardInterrupt:
+        if on_interrupt:
+            on_interrupt()
+        raise
+    if errors:
+        raise errors[0]
+    return results
+
+
 def run_parallel(connections, command, sudo=False, timeout=None, echo=True):
     """Run `command` on every connection at once; returns {host: HostResult}, in lab order.
     With `echo`, each host's output is printed as soon as the host finishes."""
@@ -41,15 +71,11 @@ def run_parallel(connections, command, sudo=False, timeout=None, echo=True):
             echo_result(result)
         return result
 
-    pool = ThreadPoolExecutor(max_workers=max(1, len(connections)))
-    try:
-        results = list(pool.map(task, connections.items()))
-    except KeyboardInterrupt:  # closing the connections ends the commands at once
-        pool.shutdown(wait=False, cancel_futures=True)
+    def close_all():  # closing the connections ends the commands at once
         for connection in connections.values():
             connection.close()
-        raise
-    pool.shutdown()
+
+    results = in_parallel(task, list(connections.items()), on_interrupt=close_all)
     return {r.host: r for r in results}
 
 

@@ -139,3 +139,16 @@ def test_an_interrupted_package_install_is_finished_by_the_next_provision(lab_cl
     assert "changed      packages" in out, out
     lab_cli.run("dpkg-query -W -f='${db:Status-Status}' default-mysql-client | grep -qx installed",
                 "--hosts", "app1")
+
+
+def test_ctrl_c_stops_a_provision_that_waits_on_a_frozen_host_within_two_seconds(lab_cli, provisioned):
+    pauser = docker_pause(lab_cli, "db1", 0)
+    pauser.wait(timeout=30)
+    try:
+        code, output, took = interrupt_after(lab_cli, ["provision"], "provisioning as db", 1.0)
+    finally:
+        docker_unpause(lab_cli, "db1")
+    assert code != 0 and took < 2.0, (took, output)
+    assert "provision interrupted; not finished:" in output and "db1" in output, output
+    result = lab_cli.invoke("provision")
+    assert "FAILED" not in result.stdout, result.stdout

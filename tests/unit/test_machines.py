@@ -23,6 +23,7 @@ from fabfile.machines.inventory import Inventory
 from fabfile.machines.providers.base import Provider
 from fabfile.machines.snapshots import Snapshots, check_name, take_stage_snapshot
 from fabfile.remote.parallel import HostResult
+from tests.unit import fakes
 from tests.unit.test_lab import GOOD
 
 Status = namedtuple("Status", "name state provider")  # what python-vagrant's status() returns
@@ -340,25 +341,7 @@ def test_virtualbox_that_does_not_answer_lists_no_vms(monkeypatch):
 
 # --- docker ------------------------------------------------------------------------------------------------
 
-class FakeDocker:
-    """`docker ...` answered from canned output keyed by the first words of the command."""
-
-    def __init__(self, answers):
-        self.answers = answers
-        self.calls = []
-
-    def __call__(self, *args, check=True):
-        self.calls.append(args)
-        for words in sorted(self.answers, key=len, reverse=True):
-            if args[:len(words)] == words:
-                answer = self.answers[words]
-                code, out = answer if isinstance(answer, tuple) else (0, answer)
-                break
-        else:
-            code, out = 0, ""
-        if check and code:
-            raise LabError(f"`docker {' '.join(args)}` failed: canned", "check the docker daemon")
-        return SimpleNamespace(returncode=code, stdout=out, stderr="")
+FakeDocker = fakes.FakeDocker
 
 
 ME = "0123456789abcdef"  # this checkout's id, as the fixture below writes it

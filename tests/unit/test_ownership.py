@@ -20,6 +20,7 @@ from fabfile.core.lab import parse_lab
 from fabfile.machines.facade import Machines
 from fabfile.machines.ownership import FOREIGN, MINE, UNKNOWN, Item, Survey, owner_of, refusal
 from fabfile.machines.providers.base import Provider
+from tests.unit import fakes
 from tests.unit.test_lab import GOOD
 
 ME, OTHER = "0123456789abcdef", "fedcba9876543210"
@@ -85,24 +86,7 @@ def test_refusal_names_the_other_checkout_and_the_commands(lab):
 
 # --- docker ------------------------------------------------------------------------------------------
 
-class FakeDocker:
-    """`docker ...` answered from canned output keyed by the first words of the command."""
-
-    def __init__(self, answers):
-        self.answers, self.calls = answers, []
-
-    def __call__(self, *args, check=True):
-        self.calls.append(args)
-        for words in sorted(self.answers, key=len, reverse=True):
-            if args[:len(words)] == words:
-                answer = self.answers[words]
-                code, out = answer if isinstance(answer, tuple) else (0, answer)
-                break
-        else:
-            code, out = 0, ""
-        if check and code:
-            raise LabError("canned failure")
-        return SimpleNamespace(returncode=code, stdout=out, stderr="")
+FakeDocker = fakes.FakeDocker
 
 
 def ps(*rows):

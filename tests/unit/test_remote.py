@@ -161,3 +161,24 @@ def test_open_turns_on_keepalives(key_file, monkeypatch):
     assert conn.open() == "opened"
     assert conn.open() == "opened", "no transport (not connected): nothing to set"
     assert keepalives == [KEEPALIVE_S]
+
+
+def test_in_parallel_keeps_the_order_and_hands_an_error_to_the_caller():
+    import time as _time
+    from fabfile.remote.parallel import in_parallel
+    assert in_parallel(lambda n: (_time.sleep(0.05 * (3 - n)), n * 10)[1], [0, 1, 2]) == [0, 10, 20]
+
+    def boom(n):
+        if n == 1:
+            raise ValueError("host 1 broke")
+        return n
+    with pytest.raises(ValueError, match="host 1 broke"):
+        in_parallel(boom, [0, 1, 2])
+
+
+def test_in_parallel_threads_never_hold_the_program_exit():
+    import threading
+    from fabfile.remote.parallel import in_parallel
+    seen = []
+    in_parallel(lambda n: seen.append(threading.current_thread().daemon), [1, 2])
+    assert seen == [True, True]
