@@ -8,6 +8,7 @@ unless `--recreate` says to destroy, recreate and provision that host instead.""
 import time
 from dataclasses import dataclass
 
+from ..checks.live import live
 from ..core.console import info, say
 from ..core.errors import LabError
 from ..machines.snapshots import STAGES, Snapshots, supports_snapshots
@@ -93,9 +94,32 @@ def reset(machines, names=None, stage="provisioned", recreate=False, plan=None):
             report = provision(machines, list(lab.hosts))
             if report.failed:
                 raise LabError(report.verdict(), "rerun `invoke reset`; it converges")
+    if plan.stage == "provisioned":
+        wait_until_serving(machines)
     seconds = time.monotonic() - started
     info(f"lab {lab.name}: {', '.join(plan.hosts)} reset to {plan.stage} in {seconds:.1f}s")
     return seconds
+
+
+SERVING_TIMEOUT_S = 30
+
+
+def wait_until_serving(machines, timeout=SERVING_TIMEOUT_S):
+    """A reset host is back once the balancers send it traffic again: HAProxy takes a
+    web server back after two good health checks. Wait (bounded) until every backend is
+    UP where the VIP is held, then say so, or say what is still missing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = live(machines)
+        waiting = [name for name, backend in state["backends"].items() if backend != "UP"]
+        if state["vip_holder"] and not waiting:
+            return True
+        if time.monotonic() > deadline:
+            info(f"lab {machines.lab.name}: not serving yet after {timeout}s "
+                 f"(VIP on {state['vip_holder'] or 'no balancer'}, backends not UP: {', '.join(waiting) or 'none'}); "
+                 f"`invoke verify` says more")
+            return False
+        time.sleep(0.5)
 
 
 def _recreate(machines, hosts, provider):

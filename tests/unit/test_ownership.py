@@ -351,7 +351,9 @@ class ResetMachines:
 
 @pytest.fixture
 def no_provision(monkeypatch):
+    """No provisioning, and a lab that serves again at once after the reset."""
     calls = []
+    monkeypatch.setattr(reset_module, "live", lambda machines: {"vip_holder": "lb1", "backends": {"web1": "UP"}})
     monkeypatch.setattr(reset_module, "provision",
                         lambda machines, hosts: calls.append([h.name for h in hosts]) or
                         SimpleNamespace(failed=[], verdict=lambda: "ok"))

@@ -51,6 +51,30 @@ class Report:
         return self._verdict
 
 
+SERVING = {"vip_holder": "lb1", "backends": {"web1": "UP"}}
+
+
+@pytest.fixture(autouse=True)
+def lab_serves(monkeypatch):
+    """After a reset the lab is asked whether it serves again; here it always does."""
+    monkeypatch.setattr(reset_module, "live", lambda machines: SERVING)
+
+
+def test_reset_waits_until_every_backend_is_back_in_rotation(monkeypatch, capsys):
+    answers = [{"vip_holder": "lb1", "backends": {"web1": "DOWN"}}, SERVING]
+    monkeypatch.setattr(reset_module, "live", lambda machines: answers.pop(0))
+    monkeypatch.setattr(reset_module.time, "sleep", lambda seconds: None)
+    assert reset_module.wait_until_serving(SimpleNamespace(lab=SimpleNamespace(name="halab"))) is True
+    assert answers == []
+
+
+def test_reset_says_what_is_not_serving_when_the_wait_ends(monkeypatch, capsys):
+    monkeypatch.setattr(reset_module, "live", lambda machines: {"vip_holder": None, "backends": {"web1": "DOWN"}})
+    monkeypatch.setattr(reset_module.time, "sleep", lambda seconds: None)
+    assert reset_module.wait_until_serving(SimpleNamespace(lab=SimpleNamespace(name="halab")), timeout=0) is False
+    assert "not serving yet after 0s (VIP on no balancer, backends not UP: web1)" in capsys.readouterr().out
+
+
 @pytest.fixture
 def provisions(monkeypatch):
     calls, reports = [], []
