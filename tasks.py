@@ -11,7 +11,7 @@ from invoke import Collection, Exit, task
 from fabfile.core.console import info, table
 from fabfile.core.errors import LabError
 from fabfile.core.lab import load_lab
-from fabfile.core.report import write_json
+from fabfile.core.report import write_json, write_text
 from fabfile.machines import Machines
 
 HOSTS_HELP = "comma-separated host names from lab.yml (default: every host)"
@@ -127,10 +127,7 @@ def verify(c, json=None):
 
 def write_page(path, text):
     """Write a page atomically (a browser never opens half of it) and say where it is."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_text(path, text)
     info(f"wrote {path}")
 
 

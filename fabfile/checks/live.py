@@ -1,9 +1,8 @@
 """The lab as it is right now, in one round trip per running host: who holds the VIP,
 each balancer's VRRP state, each role's services, each web backend's state in HAProxy.
 `invoke graph --live` draws it, `invoke watch` refreshes it a few times a second."""
-from concurrent.futures import ThreadPoolExecutor
-
 from ..remote import facts as F
+from ..remote.parallel import in_parallel
 from ..roles import ROLES, role_of
 from ..roles.loadbalancer import TRANSITIONS_LOG, balancers, preferred_master, vip_holders
 
@@ -18,19 +17,15 @@ def wanted_facts(lab, host):
     return wanted
 
 
-def gather_all(lab, connections):
-    """{host: facts or None (did not answer)} for the hosts in `connections`, in parallel.
-    Each connection serves one thread at a time."""
+def gather_all(lab, connections, wanted=wanted_facts, timeout=LIVE_TIMEOUT_S):
+    """{host: facts or None (did not answer)} for the hosts in `connections`, in parallel:
+    `wanted(lab, host)` says which. Each connection serves one thread at a time."""
     def ask(host):
         try:
-            return host.name, F.gather(connections[host.name], wanted_facts(lab, host), timeout=LIVE_TIMEOUT_S)
+            return host.name, F.gather(connections[host.name], wanted(lab, host), timeout=timeout)
         except Exception:
             return host.name, None
-    hosts = [h for h in lab.hosts if h.name in connections]
-    if not hosts:
-        return {}
-    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        return dict(pool.map(ask, hosts))
+    return dict(in_parallel(ask, [h for h in lab.hosts if h.name in connections]))
 
 
 def snapshot(lab, facts_by_host):

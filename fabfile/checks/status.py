@@ -1,12 +1,12 @@
 """`invoke status`: each host's machine state and SSH endpoint (from the machines layer),
 its role's services and whether it holds the VIP (facts, one round trip per host)."""
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..core.console import table
 from ..remote import facts as F
 from ..roles import role_of
 from ..roles.loadbalancer import vip_holders
+from .live import gather_all
 
 STATUS_TIMEOUT_S = 10
 
@@ -23,21 +23,9 @@ class HostStatus:
     vip: bool
 
 
-def live_facts(machines, hosts):
-    """{host: facts} of the running `hosts`: their role's services and their addresses."""
-    if not hosts:
-        return {}
-    connections, _ = machines.inventory.connections(hosts)
-
-    def ask(host):
-        wanted = [F.addresses(), *(F.service(u) for u in role_of(host).services)]
-        try:
-            return host.name, F.gather(connections[host.name], wanted, timeout=STATUS_TIMEOUT_S)
-        except Exception:
-            return host.name, None
-
-    with ThreadPoolExecutor(max_workers=len(connections)) as pool:
-        return dict(pool.map(ask, [h for h in hosts if h.name in connections]))
+def status_facts(lab, host):
+    """What a status row shows: the role's services and whether the host holds the VIP."""
+    return [F.addresses(), *(F.service(u) for u in role_of(host).services)]
 
 
 def statuses(machines):
@@ -45,7 +33,12 @@ def statuses(machines):
     states = machines.states()
     running = [h for h in lab.hosts if states.get(h.name, ("",))[0] == "running"]
     endpoints = machines.inventory.endpoints([h.name for h in running]) if running else {}
-    facts = live_facts(machines, [h for h in running if h.name in endpoints])
+    connections, _ = machines.inventory.connections([h for h in running if h.name in endpoints])
+    try:
+        facts = gather_all(lab, connections, status_facts, timeout=STATUS_TIMEOUT_S)
+    finally:
+        for connection in connections.values():
+            connection.close()
     holders = vip_holders(lab, {n: f for n, f in facts.items() if f is not None})
     rows = []
     for host in lab.hosts:

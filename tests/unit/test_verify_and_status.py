@@ -211,6 +211,13 @@ def test_verdict_of_passed_checks():
 
 # --- status --------------------------------------------------------------------------------
 
+class FakeConnectionName(str):
+    """A connection the fake gather knows by its text; status closes it when done."""
+
+    def close(self):
+        pass
+
+
 class FakeInventory:
     def __init__(self):
         self.asked_endpoints = []
@@ -221,7 +228,7 @@ class FakeInventory:
         return {n: SimpleNamespace(user="vagrant", hostname="127.0.0.1", port=ports[n]) for n in names}
 
     def connections(self, hosts):
-        return {h.name: f"connection to {h.name}" for h in hosts}, []
+        return {h.name: FakeConnectionName(f"connection to {h.name}") for h in hosts}, []
 
 
 class FakeMachines:
