@@ -4,7 +4,7 @@ role is one module here, its templates under templates/<role>/, and its name in
 core.lab.ROLE_COUNTS."""
 from . import common
 from .app import APP
-from .base import Check, RoleContext, all_services
+from .base import Check, Inbound, RoleContext, all_services
 from .db import DB
 from .loadbalancer import LOADBALANCER
 from .web import WEB
@@ -27,4 +27,4 @@ def host_plan(lab, host, secrets):
     return common.steps(ctx) + role.steps(ctx), role.facts(ctx)
 
 
-__all__ = ["ROLES", "Check", "RoleContext", "all_services", "role_of", "host_context", "host_plan"]
+__all__ = ["ROLES", "Check", "Inbound", "RoleContext", "all_services", "role_of", "host_context", "host_plan"]

@@ -21,6 +21,17 @@ class Check:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class Inbound:
+    """One way into a host that its firewall opens: which service answers, on which
+    protocol and port, and from where. The firewall's ruleset and verify's port matrix are
+    both made from these, so a port a role opens is a port the matrix proves."""
+    service: str              # who answers, as a student reads it ("HAProxy stats", "MariaDB")
+    proto: str                # "tcp", "udp" or "vrrp" (IP protocol 112, no port)
+    port: int | None          # None for VRRP
+    sources: tuple = ()       # addresses or networks (strings) allowed in; () means anywhere
+
+
 @dataclass
 class RoleContext:
     """What a role needs to build a host's steps."""
@@ -99,6 +110,11 @@ class Role:
 
     def listeners(self, host, settings):
         """[(address, port)] the role listens on; '*' means every address."""
+        return []
+
+    def inbound(self, lab, host, settings):
+        """[Inbound]: what the host's firewall lets in for this role's services (the common
+        role adds SSH); every other inbound packet is dropped."""
         return []
 
     # --- building ---------------------------------------------------------------------
