@@ -70,3 +70,40 @@ def lab_ssh_key(lab):
         write_private(private_path, private)
         write_private(public_path, public + f" {lab.name}-lab\n".encode())
     return private_path.read_text(), public_path.read_text().strip()
+
+
+def known_hosts_path(lab):
+    """The lab's own known-hosts file: each host's SSH host key, recorded when the host was
+    created, in OpenSSH's format under the host's lab name (`ssh -o HostKeyAlias=lb1`)."""
+    return state_dir(lab) / "known_hosts"
+
+
+def parse_known_hosts(text):
+    """{host: "keytype base64"} of known-hosts text; comments and odd lines are skipped."""
+    keys = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and not fields[0].startswith("#"):
+            keys[fields[0]] = f"{fields[1]} {fields[2]}"
+    return keys
+
+
+def read_known_hosts(lab):
+    try:
+        return parse_known_hosts(known_hosts_path(lab).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def update_known_hosts(lab, record=None, forget=()):
+    """Record `record` ({host: "keytype base64"}) and forget the hosts in `forget`; the
+    other hosts' keys stay. Written atomically: an interrupted run leaves the old file."""
+    keys = read_known_hosts(lab)
+    for host in forget:
+        keys.pop(host, None)
+    keys.update(record or {})
+    path = known_hosts_path(lab)
+    if not keys:
+        path.unlink(missing_ok=True)
+        return
+    write_private(path, "".join(f"{host} {key}\n" for host, key in sorted(keys.items())).encode())

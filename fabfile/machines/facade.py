@@ -6,7 +6,8 @@ import time
 from ..core.console import info, say
 from ..core.errors import LabError
 from ..core.lab import check_provider_network
-from ..core.state import machines_dir
+from ..core.state import known_hosts_path, machines_dir, read_known_hosts, update_known_hosts
+from ..remote.connection import fingerprint
 from ..remote.parallel import HostResult, run_parallel
 from . import providers
 from .inventory import Inventory
@@ -43,17 +44,32 @@ class Machines:
         provider = self.provider(requested_provider)
         info(f"lab {self.lab.name}: booting {', '.join(hosts)} on {provider}")
         providers.get(provider).prepare(self, hosts)
-        new_hosts = [n for n, (state, _) in self.states().items() if n in hosts and state == "not created"] \
-            if providers.get(provider).has_snapshots else []
+        states = providers.get(provider).states(self)  # docker: one `docker ps`, not Vagrant's status
+        states = self.states() if states is None else states
+        created_now = [n for n, (state, _) in states.items() if n in hosts and state == "not created"]
+        update_known_hosts(self.lab, forget=created_now)
         self.inventory.invalidate(hosts)
         for line in self.vagrant.up(hosts, provider):
             if not quiet:
                 echo_vagrant_line(line, verbose)
         everything = len(hosts) == len(self.lab.hosts)
         self.inventory.refresh(running=hosts if everything else None, only=None if everything else hosts)
-        take_stage_snapshot(self, "bare", new_hosts)
+        self.record_host_keys(provider, created_now, hosts)
+        take_stage_snapshot(self, "bare", created_now if providers.get(provider).has_snapshots else [])
         info(f"lab {self.lab.name}: {len(hosts)} host(s) up on {provider} in "
              f"{time.monotonic() - started:.1f}s")
+
+    def record_host_keys(self, provider, created_now, hosts):
+        """Record the host keys of the hosts just created, and of any booted host whose key
+        is not recorded yet (an earlier run stopped before it could)."""
+        known = read_known_hosts(self.lab)
+        wanted = [h for h in hosts if h in created_now or h not in known]
+        if not wanted:
+            return
+        keys = providers.get(provider).host_keys(self, wanted)
+        update_known_hosts(self.lab, record=keys)
+        for host, key in keys.items():
+            say(host, f"host key recorded: {fingerprint(key)}")
 
     def refuse_leftovers(self, kind, orphans, found=None):
         """Before `vagrant up`: refuse what another checkout owns, or nobody vouches for
@@ -84,7 +100,13 @@ class Machines:
         self.lab.host(host)
         if host not in self.inventory.endpoints():
             raise LabError(f"{host} is not running", f"boot it: invoke up --hosts {host}")
-        argv = ["ssh", "-F", str(self.inventory.cache_path)] + (["-t"] if tty else []) + [host]
+        if host not in read_known_hosts(self.lab):
+            raise LabError(f"no SSH host key is recorded for {host}", f"record it: invoke up --hosts {host}")
+        # Options on the command line win over Vagrant's `StrictHostKeyChecking no` in the file.
+        strict = ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts_path(self.lab)}",
+                  "-o", "GlobalKnownHostsFile=/dev/null", "-o", f"HostKeyAlias={host}",
+                  "-o", "LogLevel=ERROR"]  # a mismatch is shown in full
+        argv = ["ssh", "-F", str(self.inventory.cache_path), *strict] + (["-t"] if tty else []) + [host]
         return argv + (["--", command] if command else [])
 
     def connections(self, hosts):
@@ -123,6 +145,7 @@ class Machines:
         LabError at the end)."""
         self.inventory.invalidate()
         info(f"lab {self.lab.name}: destroying every host")
+        update_known_hosts(self.lab, forget=self.lab.host_names)
         usable = [p for p in providers.PROVIDERS.values() if p.usable()[0]]
         # Who owns what, asked before Vagrant destroys: an unmarked machine is ours when
         # Vagrant knows it, which it no longer does afterwards.

@@ -1,5 +1,8 @@
-"""The lab's SSH endpoints, from one cached `vagrant ssh-config`."""
-from ..core.state import state_dir
+"""The lab's SSH endpoints, from one cached `vagrant ssh-config`, each with the host key
+recorded when its host was created."""
+import dataclasses
+
+from ..core.state import read_known_hosts, state_dir
 from ..remote.connection import connect, parse_ssh_config, split_host_blocks
 
 
@@ -50,12 +53,16 @@ class Inventory:
     def cached_endpoints(self):
         """The endpoints in the cache, without asking Vagrant ({} when there is no cache)."""
         try:
-            return parse_ssh_config(self.cache_path.read_text(), self.lab.host_names)
+            return self._with_host_keys(parse_ssh_config(self.cache_path.read_text(), self.lab.host_names))
         except FileNotFoundError:
             return {}
 
     def endpoints(self, running=None):
-        return parse_ssh_config(self.ssh_config_text(running), self.lab.host_names)
+        return self._with_host_keys(parse_ssh_config(self.ssh_config_text(running), self.lab.host_names))
+
+    def _with_host_keys(self, endpoints):
+        keys = read_known_hosts(self.lab)
+        return {name: dataclasses.replace(e, host_key=keys.get(name, "")) for name, e in endpoints.items()}
 
     def connections(self, hosts):
         """({name: Connection}, [names not running]) for hosts. The hosts' states are asked
@@ -65,6 +72,6 @@ class Inventory:
         if missing:
             running = [name for name, (state, _) in self._states().items() if state == "running"]
             if set(missing) & set(running):
-                endpoints = parse_ssh_config(self.refresh(running), self.lab.host_names)
+                endpoints = self._with_host_keys(parse_ssh_config(self.refresh(running), self.lab.host_names))
         down = [h.name for h in hosts if h.name not in endpoints]
         return {h.name: connect(endpoints[h.name]) for h in hosts if h.name in endpoints}, down

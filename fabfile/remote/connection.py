@@ -1,4 +1,7 @@
 """SSH endpoints (parsed from `vagrant ssh-config` text) and Fabric connections to them."""
+import base64
+import binascii
+import hashlib
 import socket
 import threading
 from dataclasses import dataclass
@@ -20,6 +23,11 @@ class Endpoint:
     port: int
     user: str
     identity_files: tuple
+    host_key: str = ""  # "keytype base64", recorded when the host was created; "" when unknown
+
+    def known_as(self):
+        """The name paramiko looks the host key up by: the address, with the port unless 22."""
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
 
 
 def parse_ssh_config(text, hosts):
@@ -76,11 +84,27 @@ class InputResult:
 
 
 class LabConnection(Connection):
-    """A Fabric connection that sends SSH keepalives once it is open, and can feed a
-    command its standard input at the network's speed."""
+    """A Fabric connection that checks the host's key strictly, sends SSH keepalives once
+    it is open, and can feed a command its standard input at the network's speed."""
+
+    lab_host = ""  # the host's name in the lab, for messages
 
     def open(self):
-        result = super().open()
+        if not self.is_connected and not len(self.client.get_host_keys()):
+            raise LabError("no SSH host key is recorded for it",
+                           f"record it: invoke up --hosts {self.lab_host} (the lab keeps its "
+                           "hosts' keys in .lab/<lab>/known_hosts)", host=self.lab_host)
+        try:
+            result = super().open()
+        except paramiko.BadHostKeyException:
+            raise LabError(
+                f"its SSH host key at {self.host} is not the one recorded when it was created: "
+                "another machine answers there, or the host was re-created outside the lab's "
+                "commands",
+                f"if you re-created {self.lab_host} yourself, record its new key: "
+                f"invoke reset --recreate --hosts {self.lab_host} (or destroy it and run "
+                "invoke up); otherwise find out what answers at that address",
+                host=self.lab_host) from None
         transport = self.client.get_transport()
         if transport is not None:
             transport.set_keepalive(KEEPALIVE_S)
@@ -106,10 +130,55 @@ class LabConnection(Connection):
             channel.close()
 
 
+def parse_host_key(line):
+    """A paramiko key from "keytype base64 [comment]" (a .pub file or a known-hosts entry)."""
+    fields = line.split()
+    try:
+        return paramiko.PKey.from_type_string(fields[0], base64.b64decode(fields[1]))
+    except (IndexError, ValueError, binascii.Error, paramiko.SSHException) as exc:
+        raise LabError(f"not an SSH public key: {line[:60]!r} ({exc})",
+                       "run `invoke up` again to record the host's key") from None
+
+
 def connect(endpoint, connect_timeout=CONNECT_TIMEOUT):
+    """A connection that accepts only the host key recorded for the endpoint's host (it
+    refuses to open when none is recorded)."""
     # An empty SSHConfig: the endpoint is the whole truth, ~/.ssh/config is not consulted.
     config = Config(ssh_config=paramiko.SSHConfig(), overrides={"run": {"in_stream": False}})
-    return LabConnection(host=endpoint.hostname, port=endpoint.port, user=endpoint.user,
-                         connect_timeout=connect_timeout, config=config,
-                         connect_kwargs={"pkey": private_key(endpoint.identity_files[0]),
-                                         "look_for_keys": False, "allow_agent": False})
+    connection = LabConnection(host=endpoint.hostname, port=endpoint.port, user=endpoint.user,
+                               connect_timeout=connect_timeout, config=config,
+                               connect_kwargs={"pkey": private_key(endpoint.identity_files[0]),
+                                               "look_for_keys": False, "allow_agent": False})
+    connection.lab_host = endpoint.host
+    if endpoint.host_key:
+        connection.client.get_host_keys().add(endpoint.known_as(), *_type_and_key(endpoint.host_key))
+    connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return connection
+
+
+def _type_and_key(line):
+    key = parse_host_key(line)
+    return key.get_name(), key
+
+
+def fingerprint(line):
+    """OpenSSH's SHA256 fingerprint of "keytype base64", as `ssh-keygen -l` prints it."""
+    digest = hashlib.sha256(base64.b64decode(line.split()[1])).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def scan_host_key(endpoint, timeout=CONNECT_TIMEOUT):
+    """The host key an SSH server presents ("keytype base64"), trusted on first use: for
+    providers without a channel to the guest beside the network, right after creation."""
+    try:
+        with socket.create_connection((endpoint.hostname, endpoint.port), timeout=timeout) as sock:
+            transport = paramiko.Transport(sock)
+            try:
+                transport.start_client(timeout=timeout)
+                key = transport.get_remote_server_key()
+                return f"{key.get_name()} {key.get_base64()}"
+            finally:
+                transport.close()
+    except (OSError, paramiko.SSHException) as exc:
+        raise LabError(f"could not read {endpoint.host}'s SSH host key at {endpoint.hostname}: {exc}",
+                       "run `invoke up` again: it records the keys it lacks", host=endpoint.host) from None

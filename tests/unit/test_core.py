@@ -343,3 +343,20 @@ def test_known_lab_networks_skip_files_that_do_not_parse(lab_dirs):
     assert lab_module.known_lab_networks() == {
         "halab": ipaddress.ip_network("192.168.56.0/24"),
         "one": ipaddress.ip_network("10.9.0.0/24"), "two": ipaddress.ip_network("10.8.0.0/24")}
+
+
+def test_known_hosts_keeps_one_key_per_host_by_its_lab_name(state_root, lab):
+    assert state.read_known_hosts(lab) == {}
+    state.update_known_hosts(lab, record={"lb1": "ssh-ed25519 AAA1", "db1": "ssh-ed25519 AAA5"})
+    state.update_known_hosts(lab, record={"lb1": "ssh-ed25519 BBB1"}, forget=["db1"])
+    path = state.known_hosts_path(lab)
+    assert path.read_text() == "lb1 ssh-ed25519 BBB1\n", "OpenSSH's format, read with HostKeyAlias=lb1"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".known_hosts")] == [], "atomic"
+    state.update_known_hosts(lab, forget=["lb1"])
+    assert not path.exists() and state.read_known_hosts(lab) == {}
+
+
+def test_known_hosts_text_skips_comments_and_odd_lines():
+    text = "# made by halab\nlb1 ssh-ed25519 AAA1 comment\n\ngarbage\nweb1 ssh-rsa BBB\n"
+    assert state.parse_known_hosts(text) == {"lb1": "ssh-ed25519 AAA1", "web1": "ssh-rsa BBB"}

@@ -1,7 +1,9 @@
 """machines: the SSH inventory, the providers (choice, docker, VirtualBox, libvirt), the Machines
 facade and snapshots, all against fakes: no Docker, Vagrant, VirtualBox or SSH is run."""
+import base64
 import io
 import subprocess
+from pathlib import Path
 from collections import namedtuple
 from types import SimpleNamespace
 
@@ -593,6 +595,14 @@ class FakeProvider(Provider):
     def crash(self, machines, host):
         self.events.append(("crash", host))
 
+    def host_keys(self, machines, hosts):
+        self.events.append(("host_keys", list(hosts)))
+        return {h: fake_host_key(h) for h in hosts}
+
+
+def fake_host_key(host):
+    return "ssh-ed25519 " + base64.b64encode(f"key of {host}".encode()).decode()
+
 
 class FakeInventory:
     def __init__(self, connections=None, down=()):
@@ -663,7 +673,8 @@ def test_up_on_a_snapshot_provider_saves_the_bare_stage_of_new_hosts(monkeypatch
     fixture = Lab(monkeypatch, lab, vagrant_states=states)
     fixture.machines.inventory = FakeInventory()
     fixture.machines.up(["web1", "db1"], "virtualbox")
-    assert fixture.providers["virtualbox"].events == [("prepare", ["web1", "db1"])]
+    assert fixture.providers["virtualbox"].events == [("prepare", ["web1", "db1"]),
+                                                       ("host_keys", ["web1", "db1"])]
     assert fixture.machines.inventory.events == [("invalidate", ["web1", "db1"]),
                                                  ("refresh", None, ["web1", "db1"])]
     calls = fixture.vagrant.calls
@@ -686,11 +697,13 @@ def test_up_of_the_whole_lab_tells_the_inventory_what_runs(monkeypatch, lab, cap
     assert "Creating the container" not in capsys.readouterr().out, "quiet"
 
 
-def test_up_on_docker_takes_no_snapshot_and_asks_no_states(monkeypatch, lab):
-    fixture = Lab(monkeypatch, lab, vagrant_states=ALL_NEW)
+def test_up_on_docker_takes_no_snapshot_and_asks_vagrant_no_states(monkeypatch, lab):
+    docker_states = {h: ("not created", "docker") for h in ALL_NEW}
+    fixture = Lab(monkeypatch, lab, vagrant_states=ALL_NEW,
+                  virtualbox=FakeProvider("virtualbox"), docker=FakeProvider("docker", states=docker_states))
     fixture.machines.inventory = FakeInventory()
     fixture.machines.up(["lb1"], "docker")
-    assert fixture.providers["docker"].events == [("prepare", ["lb1"])]
+    assert fixture.providers["docker"].events == [("prepare", ["lb1"]), ("host_keys", ["lb1"])]
     assert [c[0] for c in fixture.vagrant.calls] == ["up"]
 
 
@@ -769,13 +782,20 @@ def test_connections_name_the_hosts_that_are_not_running(monkeypatch, lab):
     assert caught.value.fix == "boot them: invoke up --hosts web1,db1"
 
 
-def test_ssh_argv_through_the_cached_ssh_config(monkeypatch, lab):
+def test_ssh_argv_through_the_cached_ssh_config_with_strict_host_keys(monkeypatch, lab):
     fixture = Lab(monkeypatch, lab)
     cache = fixture.machines.inventory.cache_path
-    cache.write_text(block("lb1"))
-    assert fixture.machines.ssh_argv("lb1") == ["ssh", "-F", str(cache), "lb1"]
-    assert fixture.machines.ssh_argv("lb1", "uptime", tty=True) == ["ssh", "-F", str(cache), "-t", "lb1",
-                                                                    "--", "uptime"]
+    cache.write_text(block("lb1") + block("lb2"))
+    state.update_known_hosts(lab, record={"lb1": "ssh-ed25519 KEY1"})
+    known = state.known_hosts_path(lab)
+    strict = ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
+              "-o", "GlobalKnownHostsFile=/dev/null", "-o", "HostKeyAlias=lb1", "-o", "LogLevel=ERROR"]
+    assert fixture.machines.ssh_argv("lb1") == ["ssh", "-F", str(cache), *strict, "lb1"]
+    assert fixture.machines.ssh_argv("lb1", "uptime", tty=True) == ["ssh", "-F", str(cache), *strict, "-t",
+                                                                    "lb1", "--", "uptime"]
+    with pytest.raises(LabError) as caught:
+        fixture.machines.ssh_argv("lb2")
+    assert "no SSH host key is recorded for lb2" in str(caught.value) and "--hosts lb2" in caught.value.fix
     with pytest.raises(LabError, match="no host named 'lb9'"):
         fixture.machines.ssh_argv("lb9")
     with pytest.raises(LabError) as caught:
@@ -864,3 +884,82 @@ def test_stage_snapshot_only_where_the_provider_has_snapshots(monkeypatch, lab):
     on_docker = Lab(monkeypatch, other_lab(), providers_used=[("lb1", "docker")])
     take_stage_snapshot(on_docker.machines, "provisioned", ["lb1"])
     assert on_docker.vagrants == [], "docker has no snapshots: nothing asked of Vagrant"
+
+
+def test_up_records_the_keys_of_new_hosts_and_of_hosts_without_one(monkeypatch, lab, capsys):
+    docker_states = dict({h: ("running", "docker") for h in ALL_NEW}, web1=("not created", "docker"))
+    fixture = Lab(monkeypatch, lab, virtualbox=FakeProvider("virtualbox"),
+                  docker=FakeProvider("docker", states=docker_states))
+    fixture.machines.inventory = FakeInventory()
+    state.update_known_hosts(lab, record={"lb1": "ssh-ed25519 OLD1", "web1": "ssh-ed25519 OLDWEB"})
+    fixture.machines.up(["lb1", "lb2", "web1"], "docker")
+    assert ("host_keys", ["lb2", "web1"]) in fixture.providers["docker"].events, \
+        "web1 was created now, lb2 had no key; lb1 keeps the key recorded at its creation"
+    assert state.read_known_hosts(lab) == {"lb1": "ssh-ed25519 OLD1", "lb2": fake_host_key("lb2"),
+                                           "web1": fake_host_key("web1")}
+    assert "web1  | host key recorded: SHA256:" in capsys.readouterr().out
+
+
+def test_up_with_every_key_recorded_records_nothing(monkeypatch, lab):
+    running = {h: ("running", "docker") for h in ALL_NEW}
+    fixture = Lab(monkeypatch, lab, virtualbox=FakeProvider("virtualbox"),
+                  docker=FakeProvider("docker", states=running))
+    fixture.machines.inventory = FakeInventory()
+    state.update_known_hosts(lab, record={"lb1": "ssh-ed25519 K"})
+    fixture.machines.up(["lb1"], "docker")
+    assert not [e for e in fixture.providers["docker"].events if e[0] == "host_keys"]
+
+
+def test_docker_reads_each_new_hosts_key_out_of_band(monkeypatch, lab):
+    fake = FakeDocker({("exec", "halab-lb1", "cat", docker.HOST_KEY_FILE): "ssh-ed25519 AAAAlb1 root@lb1\n",
+                       ("exec", "halab-web1", "cat", docker.HOST_KEY_FILE): "ssh-ed25519 AAAAweb1 root@web1\n"})
+    monkeypatch.setattr(docker, "docker", fake)
+    machines = SimpleNamespace(lab=lab)
+    assert docker.DOCKER.host_keys(machines, ["lb1", "web1"]) == {"lb1": "ssh-ed25519 AAAAlb1",
+                                                                   "web1": "ssh-ed25519 AAAAweb1"}
+    assert sorted(c[1] for c in fake.calls) == ["halab-lb1", "halab-web1"], "docker exec, never the network"
+
+
+def test_docker_host_without_a_key_file_is_a_lab_error(monkeypatch, lab):
+    monkeypatch.setattr(docker, "docker", FakeDocker({("exec",): ""}))
+    with pytest.raises(LabError) as caught:
+        docker.DOCKER.host_keys(SimpleNamespace(lab=lab), ["db1"])
+    assert caught.value.host == "db1" and "reset --recreate --hosts db1" in caught.value.fix
+
+
+def test_destroy_forgets_every_host_key(monkeypatch, lab):
+    fixture = Lab(monkeypatch, lab, virtualbox=FakeProvider("virtualbox"),
+                  docker=FakeProvider("docker", states={h: ("not created", "docker") for h in ALL_NEW}))
+    fixture.machines.inventory = FakeInventory()
+    state.update_known_hosts(lab, record={"lb1": "ssh-ed25519 K"})
+    fixture.machines.destroy()
+    assert state.read_known_hosts(lab) == {}
+
+
+def test_delegated_cgroups_are_found_in_every_hierarchy_deepest_first(lab, tmp_path):
+    root = tmp_path / "cgroup"
+    for folder in ("systemd/halab/halab-lb1/init.scope", "systemd/halab/halab-lb1/system.slice/ssh.service",
+                   "memory/halab/halab-lb1", "memory/halab/halab-lb2", "systemd/docker/abc"):
+        (root / folder).mkdir(parents=True)
+    (root / "cpu,cpuacct").symlink_to(root / "memory")
+    found = [str(p.relative_to(root)) for p in docker.delegated_cgroups(lab, "lb1", root)]
+    assert sorted(found) == ["memory/halab/halab-lb1", "systemd/halab/halab-lb1",
+                             "systemd/halab/halab-lb1/init.scope", "systemd/halab/halab-lb1/system.slice",
+                             "systemd/halab/halab-lb1/system.slice/ssh.service"], "a symlinked hierarchy once"
+    assert all(found.index(f) < found.index(str(Path(f).parent)) for f in found
+               if str(Path(f).parent) in found), "each folder before its parent"
+    docker.remove_delegated_cgroups(lab, ["lb1"], root)
+    assert not (root / "systemd/halab/halab-lb1").exists() and not (root / "memory/halab/halab-lb1").exists()
+    assert (root / "memory/halab/halab-lb2").is_dir() and (root / "systemd/docker/abc").is_dir(), \
+        "only the named hosts' folders"
+
+
+def test_docker_is_refused_on_a_cgroup_v2_only_host(monkeypatch, tmp_path):
+    assert docker.cgroup_v1_host(tmp_path) is False
+    (tmp_path / "systemd").mkdir()
+    assert docker.cgroup_v1_host(tmp_path) is True
+    monkeypatch.setattr(docker, "cgroup_v1_host", lambda: False)
+    monkeypatch.setattr(docker.shutil, "which", lambda name: "/usr/bin/docker")
+    monkeypatch.setattr(docker.subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=0))
+    ok, why = docker.DOCKER.usable()
+    assert ok is False and "cgroup v2 only" in why

@@ -105,8 +105,20 @@ def key_file(tmp_path, monkeypatch):
     return str(path)
 
 
-def endpoint(key, port=2222):
-    return Endpoint(host="lb1", hostname="127.0.0.1", port=port, user="vagrant", identity_files=(key,))
+def host_key_line():
+    """A fresh ed25519 public key as "ssh-ed25519 base64", the way known_hosts holds it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    return Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+
+
+HOST_KEY = host_key_line()
+
+
+def endpoint(key, port=2222, host_key=HOST_KEY):
+    return Endpoint(host="lb1", hostname="127.0.0.1", port=port, user="vagrant", identity_files=(key,),
+                    host_key=host_key)
 
 
 def test_connect_makes_a_keepalive_connection_from_the_endpoint_alone(key_file):
@@ -157,7 +169,8 @@ def test_open_turns_on_keepalives(key_file, monkeypatch):
     transports = [Transport(), None]
     monkeypatch.setattr(Connection, "open", lambda self: "opened")
     conn = connect(endpoint(key_file))
-    conn.client = SimpleNamespace(get_transport=lambda: transports.pop(0))
+    conn.client = SimpleNamespace(get_transport=lambda: transports.pop(0),
+                                  get_host_keys=conn.client.get_host_keys)
     assert conn.open() == "opened"
     assert conn.open() == "opened", "no transport (not connected): nothing to set"
     assert keepalives == [KEEPALIVE_S]
@@ -182,3 +195,61 @@ def test_in_parallel_threads_never_hold_the_program_exit():
     seen = []
     in_parallel(lambda n: seen.append(threading.current_thread().daemon), [1, 2])
     assert seen == [True, True]
+
+
+# --- host keys ---------------------------------------------------------------------------------------------
+
+def test_connect_trusts_only_the_recorded_host_key(key_file):
+    conn = connect(endpoint(key_file))
+    assert isinstance(conn.client._policy, paramiko.RejectPolicy), "an unknown key is refused, never added"
+    known = conn.client.get_host_keys()
+    assert list(known.keys()) == ["[127.0.0.1]:2222"], "looked up as paramiko does, with the port"
+    assert known.lookup("[127.0.0.1]:2222")["ssh-ed25519"].get_base64() == HOST_KEY.split()[1]
+    on_22 = connect(endpoint(key_file, port=22))
+    assert list(on_22.client.get_host_keys().keys()) == ["127.0.0.1"]
+
+
+def test_a_host_without_a_recorded_key_is_refused_before_any_connection(key_file, monkeypatch):
+    monkeypatch.setattr(Connection, "open", lambda self: pytest.fail("must not connect"))
+    conn = connect(endpoint(key_file, host_key=""))
+    with pytest.raises(LabError) as caught:
+        conn.open()
+    assert str(caught.value).startswith("lb1: no SSH host key is recorded for it")
+    assert "invoke up --hosts lb1" in caught.value.fix
+
+
+def test_a_host_key_mismatch_names_the_host_and_how_to_record_it_again(key_file, monkeypatch):
+    def offered_another_key(self):
+        raise paramiko.BadHostKeyException("127.0.0.1", connection.parse_host_key(host_key_line()),
+                                           connection.parse_host_key(HOST_KEY))
+    monkeypatch.setattr(Connection, "open", offered_another_key)
+    with pytest.raises(LabError) as caught:
+        connect(endpoint(key_file)).open()
+    assert caught.value.host == "lb1" and "not the one recorded" in caught.value.problem
+    assert "invoke reset --recreate --hosts lb1" in caught.value.fix
+
+
+def test_a_damaged_host_key_is_a_lab_error(key_file):
+    with pytest.raises(LabError, match="not an SSH public key"):
+        connect(endpoint(key_file, host_key="ssh-ed25519 not-base64!"))
+
+
+def test_fingerprint_is_the_one_ssh_keygen_prints(tmp_path):
+    import shutil
+    import subprocess
+    if not shutil.which("ssh-keygen"):
+        pytest.skip("ssh-keygen is not installed")
+    pub = tmp_path / "key.pub"
+    pub.write_text(HOST_KEY + " comment\n")
+    printed = subprocess.run(["ssh-keygen", "-lf", str(pub)], capture_output=True, text=True, check=True).stdout
+    assert printed.split()[1] == connection.fingerprint(HOST_KEY)
+
+
+def test_scanning_a_host_that_does_not_answer_is_a_lab_error(key_file):
+    import socket
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: the connection is refused
+        with pytest.raises(LabError) as caught:
+            connection.scan_host_key(endpoint(key_file, port=port), timeout=2)
+    assert caught.value.host == "lb1" and "invoke up" in caught.value.fix

@@ -1,14 +1,17 @@
 """The docker provider: each host a container with systemd as PID 1, built from a box
 image made locally; the lab's own Docker network; leftovers found by the lab's label."""
+import contextlib
 import ipaddress
 import json
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from ...core.config import PROJECT_DIR
 from ...core.console import say
 from ...core.errors import LabError
+from ...remote.parallel import in_parallel
 from ..ownership import (CHECKOUT_LABEL, FOREIGN, LAB_LABEL, PATH_LABEL, UNKNOWN, Item, Survey, checkout_id,
                          checkout_path, owner_of)
 from .base import Provider
@@ -18,6 +21,8 @@ LABEL = LAB_LABEL
 
 
 DOCKER_TIMEOUT_S = 120
+HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"  # made at the container's first boot
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def docker(*args, check=True):
@@ -30,6 +35,12 @@ def docker(*args, check=True):
         raise LabError(f"`docker {' '.join(args)}` failed: {result.stderr.strip()}",
                        "check the docker daemon: `invoke doctor`")
     return result
+
+
+def cgroup_v1_host(root=CGROUP_ROOT):
+    """Whether the host mounts cgroup v1's name=systemd hierarchy (v1 or hybrid), where the
+    Vagrantfile delegates each container a tree of its own."""
+    return (root / "systemd").is_dir()
 
 
 def box_image():
@@ -215,6 +226,28 @@ def orphan_containers(lab, known_ids):
     return survey_lab(lab, lab_containers(lab), None, known_ids, checkout_id()).orphans
 
 
+def delegated_cgroups(lab, host, root=CGROUP_ROOT):
+    """The cgroup folders of a host's container (the Vagrantfile's --cgroup-parent,
+    /halab/<container>) in every hierarchy of the host, deepest first."""
+    folders = []
+    for hierarchy in sorted(root.iterdir()) if root.is_dir() else []:
+        top = hierarchy / "halab" / container_name(lab, host)
+        if not hierarchy.is_symlink() and top.is_dir():
+            folders += sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+            folders.append(top)
+    return folders
+
+
+def remove_delegated_cgroups(lab, hosts, root=CGROUP_ROOT):
+    """Remove the cgroup folders left by the hosts' containers, which are gone: the empty
+    cgroups systemd made in its delegated tree, and Docker's parent folders. A cgroup that
+    still holds a process stays (rmdir refuses it)."""
+    for host in hosts:
+        for folder in delegated_cgroups(lab, host, root):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
 def remove_lab_leftovers(lab, found):
     """Remove what `found` (a survey taken before `vagrant destroy`) says is this checkout's
     and is still there: containers, then the network. Returns what was removed."""
@@ -224,6 +257,8 @@ def remove_lab_leftovers(lab, found):
         if c.id in mine:
             docker("rm", "-f", c.id)
             removed.append(f"container {name}")
+    remaining = lab_containers(lab)
+    remove_delegated_cgroups(lab, [h for h in lab.host_names if container_name(lab, h) not in remaining])
     if any(i.kind == "network" for i in found.mine) and \
             docker("network", "inspect", lab.name, check=False).returncode == 0:
         docker("network", "rm", lab.name)
@@ -249,6 +284,15 @@ def machine_states(lab, machines_dir):
     return states
 
 
+def public_key_of(pub_file_text, host):
+    """"keytype base64" of an OpenSSH .pub file's text (its comment dropped)."""
+    fields = pub_file_text.split()
+    if len(fields) < 2 or not fields[0].startswith("ssh-"):
+        raise LabError(f"{host} has no readable SSH host key in {HOST_KEY_FILE}",
+                       f"recreate it: invoke reset --recreate --hosts {host}", host=host)
+    return f"{fields[0]} {fields[1]}"
+
+
 def container_name(lab, host):
     return f"{lab.name}-{host}"
 
@@ -266,6 +310,10 @@ class DockerProvider(Provider):
             ok = False
         if not ok:
             return False, "the docker daemon is not running (start it: sudo dockerd & or systemctl start docker)"
+        if not cgroup_v1_host():
+            return False, ("this host has cgroup v2 only: the lab's containers get no cgroup tree systemd "
+                           "may write without the host's (see the Vagrantfile); boot the host with "
+                           "systemd.unified_cgroup_hierarchy=0, or use libvirt or virtualbox")
         return True, "the docker daemon answers"
 
     def prepare(self, machines, hosts):
@@ -285,6 +333,13 @@ class DockerProvider(Provider):
 
     def remove_leftovers(self, lab, machines_dir, found=None):
         return remove_lab_leftovers(lab, found if found is not None else self.survey(lab, machines_dir))
+
+    def host_keys(self, machines, hosts):
+        """Read out of band, from each container's own file, not over the network."""
+        def read(host):
+            out = docker("exec", container_name(machines.lab, host), "cat", HOST_KEY_FILE).stdout
+            return public_key_of(out, host)
+        return dict(zip(hosts, in_parallel(read, hosts)))
 
     def crash(self, machines, host):
         docker("kill", container_name(machines.lab, host))
