@@ -2,6 +2,8 @@
 # Builds the docker provider's box: a Debian bookworm root made by debootstrap, imported
 # with `docker import`, with systemd as PID 1, sshd, sudo, python3 and a `vagrant` user
 # that accepts Vagrant's insecure key (Vagrant swaps in a per-machine key at first boot).
+# Logins are by key only (the password is locked); each container makes its own SSH host
+# keys at first boot, so no two containers share them.
 #
 # The image is tagged with a hash of this recipe, so it is rebuilt only when the recipe
 # changes; a run that finds the tag present returns at once.
@@ -70,7 +72,8 @@ for unit in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-ker
 done
 chroot "$root" systemctl enable ssh.service >/dev/null 2>&1 || true
 chroot "$root" useradd --create-home --shell /bin/bash vagrant
-echo 'vagrant:vagrant' | chroot "$root" chpasswd
+# Keys only: the vagrant user has no password (locked), and sudo asks it for none.
+chroot "$root" passwd --lock vagrant >/dev/null
 echo 'vagrant ALL=(ALL) NOPASSWD:ALL' >"$root/etc/sudoers.d/vagrant"
 chmod 0440 "$root/etc/sudoers.d/vagrant"
 install -d -m 0700 -o 1000 -g 1000 "$root/home/vagrant/.ssh"
@@ -78,6 +81,8 @@ install -m 0600 -o 1000 -g 1000 "$vagrant_pub" "$root/home/vagrant/.ssh/authoriz
 cat >"$root/etc/ssh/sshd_config.d/lab.conf" <<SSHD
 UseDNS no
 PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
 SSHD
 rm -f "$root"/etc/ssh/ssh_host_*          # each container makes its own keys at first boot
 cat >"$root/etc/systemd/system/ssh-hostkeys.service" <<UNIT
