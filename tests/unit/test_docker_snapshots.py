@@ -20,6 +20,7 @@ REPO = f"halab-snapshots/{ME}/halab"
 INSPECTED = {
     "Id": "old0123456789",
     "Name": "/halab-web1",
+    "Image": "sha256:oldimage",
     "Config": {"Hostname": "web1", "Image": "halab-box:abc", "Labels": {"halab.lab": "halab"},
                "StopSignal": "SIGRTMIN+3", "Cmd": ["/sbin/init"]},
     "HostConfig": {"NetworkMode": "default", "CapAdd": ["SYS_ADMIN", "NET_ADMIN"], "CgroupnsMode": "host",
@@ -77,6 +78,7 @@ def test_the_docker_provider_has_snapshots_of_its_own():
 def test_save_commits_each_host_labelled_and_drops_the_image_it_replaces(store):
     store.fake.answers[("image", "inspect", "--format", "{{.Id}}", f"{REPO}-web1:provisioned")] = "sha256:before\n"
     store.fake.answers[("image", "inspect", "--format", "{{.Id}}", f"{REPO}-db1:provisioned")] = (1, "")
+    store.fake.answers[("image", "inspect", "--format", "{{len .RepoTags}}", "sha256:before")] = "0\n"
     store.store.save(["web1", "db1"], "provisioned")
     commits = sorted(c for c in store.fake.calls if c[0] == "commit")
     assert commits == [
@@ -107,6 +109,7 @@ def test_restore_recreates_the_container_from_its_inspect_and_tells_vagrant(stor
     id_file.parent.mkdir(parents=True)
     id_file.write_text("old0123456789")
     store.fake.answers[("inspect", "--type", "container", "old0123456789")] = json.dumps([INSPECTED])
+    store.fake.answers[("image", "inspect", "--format", "{{len .RepoTags}}", "sha256:oldimage")] = "1\n"
     calls = []
 
     def engine(method, path, body=None):
@@ -133,6 +136,12 @@ def test_restore_recreates_the_container_from_its_inspect_and_tells_vagrant(stor
                             ("rename", "new9876543210", "halab-web1")]
     assert id_file.read_text() == "new9876543210", "Vagrant knows the new container"
     assert store.machines.addresses == {"web1": "172.17.0.9"}
+    assert not [c for c in store.fake.calls if c[:2] == ("image", "rm")], "the old image has a name: kept"
+
+
+def test_delete_untags_even_an_image_a_restored_container_runs_from(store):
+    store.store.delete(["lb1"], "m5")
+    assert store.fake.calls == [("image", "rm", "--force", f"{REPO}-lb1:m5")]
 
 
 def test_restore_without_a_container_says_to_boot_it_and_forgets_the_endpoint(store):

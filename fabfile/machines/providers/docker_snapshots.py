@@ -161,8 +161,16 @@ class DockerSnapshots:
         before = self.docker("image", "inspect", "--format", "{{.Id}}", ref, check=False).stdout.strip()
         self.docker("commit", "--change", f"LABEL {SNAPSHOT_LABEL}={name}", "--change", f"LABEL {HOST_LABEL}={host}",
                     self.container_name(self.lab, host), ref)
-        if before:  # the image the tag left: gone, unless a container still runs from it
-            self.docker("image", "rm", before, check=False)
+        self._drop_if_untagged(before)
+
+    def _drop_if_untagged(self, image_id):
+        """Remove an image that a new commit or a restore left without a name, unless a
+        container still runs from it (docker refuses; `invoke destroy` takes it later)."""
+        if not image_id:
+            return
+        tags = self.docker("image", "inspect", "--format", "{{len .RepoTags}}", image_id, check=False)
+        if tags.returncode == 0 and tags.stdout.strip() == "0":
+            self.docker("image", "rm", image_id, check=False)
 
     # --- list and delete -----------------------------------------------------------------
     def list(self):
@@ -173,8 +181,8 @@ class DockerSnapshots:
         return parse_image_list(self.lab, out, self.checkout)
 
     def delete(self, hosts, name, everything=False):
-        for host in hosts:
-            self.docker("image", "rm", self._ref(host, name))
+        for host in hosts:  # untagged only, while a container restored from it still runs
+            self.docker("image", "rm", "--force", self._ref(host, name))
 
     # --- restore -------------------------------------------------------------------------
     def restore(self, hosts, name, everything=False):
@@ -217,6 +225,7 @@ class DockerSnapshots:
         created = engine("POST", f"/containers/create?name={quote(temporary)}", body)["Id"]
         if old["Id"] != created:
             self.docker("rm", "-f", old["Id"], check=False)
+            self._drop_if_untagged(old["Image"])
         self.docker("rename", created, name_now)
         id_file = self._id_file(host)
         id_file.parent.mkdir(parents=True, exist_ok=True)
