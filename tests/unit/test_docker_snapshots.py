@@ -144,6 +144,22 @@ def test_delete_untags_even_an_image_a_restored_container_runs_from(store):
     assert store.fake.calls == [("image", "rm", "--force", f"{REPO}-lb1:m5")]
 
 
+def test_a_restore_interrupted_after_the_old_container_went_is_finished_by_the_next(store, monkeypatch):
+    left = dict(INSPECTED, Id="half5555", Name="/halab-web1-restoring")
+    store.fake.answers[("inspect", "--type", "container", "halab-web1")] = (1, "")
+    store.fake.answers[("inspect", "--type", "container", "halab-web1-restoring")] = json.dumps([left])
+    paths = []
+
+    def engine(method, path, body=None):
+        paths.append(path)
+        return {"Id": "new1"} if "create" in path else {"NetworkSettings": {"IPAddress": "172.17.0.3"}}
+    monkeypatch.setattr(snaps, "engine", engine)
+    monkeypatch.setattr(snaps, "wait_for_ssh", lambda address: True)
+    store.store.restore(["web1"], "provisioned")
+    assert paths[0] == "/containers/create?name=halab-web1", "the host's own name is free"
+    assert [c for c in store.fake.calls if c[0] in ("rm", "rename")] == [("rm", "-f", "half5555")]
+
+
 def test_restore_without_a_container_says_to_boot_it_and_forgets_the_endpoint(store):
     store.fake.answers[("inspect",)] = (1, "")
     with pytest.raises(LabError) as caught:

@@ -220,13 +220,16 @@ class DockerSnapshots:
         temporary = name_now + "-restoring"
         old = self._template(host)
         body, networks = clone_request(old, self._ref(host, name))
-        if old["Name"].lstrip("/") != temporary:
+        # Made beside the old one under a temporary name, unless an interrupted restore
+        # left the temporary one as the only container (then the host's name is free).
+        making = name_now if old["Name"].lstrip("/") == temporary else temporary
+        if making == temporary:
             self.docker("rm", "-f", temporary, check=False)
-        created = engine("POST", f"/containers/create?name={quote(temporary)}", body)["Id"]
-        if old["Id"] != created:
-            self.docker("rm", "-f", old["Id"], check=False)
-            self._drop_if_untagged(old["Image"])
-        self.docker("rename", created, name_now)
+        created = engine("POST", f"/containers/create?name={quote(making)}", body)["Id"]
+        self.docker("rm", "-f", old["Id"], check=False)
+        self._drop_if_untagged(old["Image"])
+        if making != name_now:
+            self.docker("rename", created, name_now)
         id_file = self._id_file(host)
         id_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = id_file.with_suffix(".tmp")
