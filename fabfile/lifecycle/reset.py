@@ -110,19 +110,23 @@ SERVING_TIMEOUT_S = 30
 
 
 def wait_until_serving(machines, timeout=SERVING_TIMEOUT_S):
-    """A reset host is back once the balancers send it traffic again: HAProxy takes a
-    web server back after two good health checks. Wait (bounded) until every backend is
-    UP where the VIP is held, then say so, or say what is still missing."""
+    """A reset host is back once its services run again (MariaDB, restored from a running
+    one, recovers its files first) and the balancers send it traffic: HAProxy takes a web
+    server back after two good health checks. Wait (bounded) until every service is up,
+    one balancer holds the VIP and every backend is UP there; then say so, or say what is
+    still missing."""
     deadline = time.monotonic() + timeout
     while True:
         state = live(machines)
         waiting = [name for name, backend in state["backends"].items() if backend != "UP"]
-        if state["vip_holder"] and not waiting:
+        down = [f"{host} {unit}" for host, units in state.get("services", {}).items()
+                for unit, words in units.items() if words != "up"]
+        if state["vip_holder"] and not waiting and not down:
             return True
         if time.monotonic() > deadline:
             info(f"lab {machines.lab.name}: not serving yet after {timeout}s "
-                 f"(VIP on {state['vip_holder'] or 'no balancer'}, backends not UP: {', '.join(waiting) or 'none'}); "
-                 f"`invoke verify` says more")
+                 f"(VIP on {state['vip_holder'] or 'no balancer'}, backends not UP: {', '.join(waiting) or 'none'}, "
+                 f"services not up: {', '.join(down) or 'none'}); `invoke verify` says more")
             return False
         time.sleep(0.5)
 

@@ -69,10 +69,21 @@ def test_reset_waits_until_every_backend_is_back_in_rotation(monkeypatch, capsys
 
 
 def test_reset_says_what_is_not_serving_when_the_wait_ends(monkeypatch, capsys):
-    monkeypatch.setattr(reset_module, "live", lambda machines: {"vip_holder": None, "backends": {"web1": "DOWN"}})
+    monkeypatch.setattr(reset_module, "live", lambda machines: {"vip_holder": None, "backends": {"web1": "DOWN"},
+                                                                "services": {"db1": {"mariadb": "activating"}}})
     monkeypatch.setattr(reset_module.time, "sleep", lambda seconds: None)
     assert reset_module.wait_until_serving(SimpleNamespace(lab=SimpleNamespace(name="halab")), timeout=0) is False
-    assert "not serving yet after 0s (VIP on no balancer, backends not UP: web1)" in capsys.readouterr().out
+    assert ("not serving yet after 0s (VIP on no balancer, backends not UP: web1, services not up: "
+            "db1 mariadb)") in capsys.readouterr().out
+
+
+def test_reset_waits_for_a_restored_database_to_run_again(monkeypatch):
+    starting = dict(SERVING, services={"db1": {"mariadb": "activating"}, "web1": {"nginx": "up"}})
+    answers = [starting, dict(SERVING, services={"db1": {"mariadb": "up"}})]
+    monkeypatch.setattr(reset_module, "live", lambda machines: answers.pop(0))
+    monkeypatch.setattr(reset_module.time, "sleep", lambda seconds: None)
+    assert reset_module.wait_until_serving(SimpleNamespace(lab=SimpleNamespace(name="halab"))) is True
+    assert answers == []
 
 
 @pytest.fixture
