@@ -267,14 +267,15 @@ def doctor(c):
 
 @task(help={"hosts": HOSTS_HELP, "to": "bare (as `up` leaves them) or provisioned (the default)",
             "yes": "do not ask for confirmation",
-            "recreate": "on VirtualBox and libvirt, destroy, recreate and provision the hosts that "
-                        "lack the stage's snapshot (refused otherwise)"})
+            "recreate": "destroy, recreate (and provision) the hosts that lack the stage's snapshot "
+                        "(refused otherwise)"})
 @lab_task
 def reset(c, hosts=None, to="provisioned", yes=False, recreate=False):
     """Return hosts to a known stage, bare or provisioned (default: the whole lab); their data is lost.
 
-    Snapshots are restored where the provider has them (a host without the snapshot needs
-    --recreate); on docker the machines are recreated and provisioned again. Asks first,
+    The stage's snapshot is restored (`up` saves bare, `provision` saves provisioned, on
+    every provider), without provisioning again; then the reset waits, bounded, until the
+    lab serves. A host without the snapshot is refused unless --recreate. Asks first,
     naming the hosts, unless --yes or there is no terminal."""
     from fabfile.lifecycle.reset import plan_reset, reset as run_reset
     m = machines()
@@ -304,7 +305,10 @@ SNAPSHOT_NAME_HELP = "the snapshot's name (the stages `up` and `provision` save 
 @task(help={"name": SNAPSHOT_NAME_HELP, "hosts": HOSTS_HELP})
 @lab_task
 def snapshot_save(c, name, hosts=None):
-    """Save a snapshot of the lab (or some hosts) on VirtualBox or libvirt."""
+    """Save a snapshot of the lab (or some hosts); one of the same name is replaced.
+
+    VirtualBox and libvirt: Vagrant's snapshots. Docker: each container committed to an
+    image named after the lab, host and snapshot (`invoke destroy` removes them)."""
     from fabfile.machines.snapshots import Snapshots
     Snapshots(machines()).save(name, names(hosts))
 
@@ -312,7 +316,7 @@ def snapshot_save(c, name, hosts=None):
 @task(help={"name": SNAPSHOT_NAME_HELP, "hosts": HOSTS_HELP})
 @lab_task
 def snapshot_restore(c, name, hosts=None):
-    """Restore the lab (or some hosts) to a snapshot."""
+    """Restore the lab (or some hosts) to a snapshot, without provisioning again."""
     from fabfile.machines.snapshots import Snapshots
     Snapshots(machines()).restore(name, names(hosts))
 

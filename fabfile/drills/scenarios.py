@@ -24,7 +24,7 @@ def _sudo_fresh(command):
 
 
 def _halt(drills, target):
-    drills.machines.halt([target.host.name])
+    drills.power_off(target)
 
 
 def _crash(drills, target):
@@ -42,7 +42,7 @@ SCENARIOS = {s.name: s for s in (
     Scenario("keepalived", "systemctl stop keepalived", "systemctl start keepalived",
              "the MASTER sends a priority-0 advert on its way out; the backup takes over at once",
              _sudo("systemctl stop keepalived"), _sudo_fresh("systemctl start keepalived")),
-    Scenario("halt", "a clean shutdown of the machine", "the machine booted again",
+    Scenario("halt", "a clean shutdown from inside the machine (systemctl poweroff)", "the machine booted again",
              "keepalived stops with the machine and says so (priority 0)", _halt, _boot),
     Scenario("crash", "the machine powered off at once", "the machine booted again",
              "silence: the backup waits 3 adverts + skew", _crash, _boot),

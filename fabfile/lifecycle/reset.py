@@ -1,10 +1,11 @@
 """`invoke reset`: hosts back to a known stage, `bare` (as `up` leaves them) or
-`provisioned` (as `provision` leaves them). Snapshots are restored where the provider has
-them; on docker, which has none, the machines are recreated (and provisioned again).
+`provisioned` (as `provision` leaves them), by restoring the stage's snapshot (every
+provider has them: Vagrant's on VirtualBox and libvirt, committed images on docker). A
+restore does not provision again; the reset then waits, bounded, until the lab serves.
 
 A reset loses what is on the hosts, so it is planned first: the task shows the plan and
-asks. Where the provider has snapshots and a host lacks the stage's, the reset refuses
-unless `--recreate` says to destroy, recreate and provision that host instead."""
+asks. A host that lacks the stage's snapshot is refused, with what saves it, unless
+`--recreate` says to destroy, recreate (and provision) that host instead."""
 import time
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ class ResetPlan:
             parts.append(f"{', '.join(self.restore)} go back to snapshot {self.stage!r} "
                          f"({self._lost(self.restore)} since it was taken)")
         if self.recreate:
-            why = ("the docker provider has no snapshots, so this is how docker resets" if not self.snapshots
+            why = (f"the {self.provider} provider has no snapshots" if not self.snapshots
                    else f"no snapshot {self.stage!r}; --recreate asked for it")
             then = " and provisioned" if self.stage == "provisioned" else ""
             parts.append(f"{', '.join(self.recreate)} will be destroyed and created again{then} "
@@ -63,17 +64,21 @@ def plan_reset(machines, names=None, stage="provisioned", recreate=False):
     provider = machines.provider()
     if not supports_snapshots(provider):
         return ResetPlan(lab, hosts, stage, provider, (), hosts, False)
-    listed = Snapshots(machines).list()
+    listed = Snapshots(machines, provider).list()
     missing = tuple(h for h in hosts if stage not in listed.get(h, []))
     if missing and not recreate:
+        saves = (f"`invoke provision --hosts {','.join(missing)}` saves it (provision saves "
+                 f"'provisioned' whenever it changed something or the snapshot is missing)"
+                 if stage == "provisioned" else
+                 "`up` saves 'bare' only when it creates a machine")
         command = "invoke reset" + (f" --hosts {','.join(hosts)}" if names else "") + \
             (f" --to {stage}" if stage != "provisioned" else "") + " --recreate"
         then = ", boots them again and provisions them" if stage == "provisioned" else " and boots them again"
         raise LabError(
             f"no snapshot {stage!r} on {', '.join(missing)} (lab {lab.name}, {provider}): reset "
-            f"restores snapshots here and does not recreate machines unasked",
-            f"`{command}` destroys {', '.join(missing)}{then} (everything on them is lost); "
-            f"the other hosts are restored from their snapshot")
+            f"restores snapshots and does not recreate machines unasked",
+            f"{saves}; or `{command}` destroys {', '.join(missing)}{then} (everything on them "
+            f"is lost) and restores the other hosts from their snapshot")
     return ResetPlan(lab, hosts, stage, provider, tuple(h for h in hosts if h not in missing),
                      missing, True)
 
@@ -85,7 +90,7 @@ def reset(machines, names=None, stage="provisioned", recreate=False, plan=None):
     started = time.monotonic()
     info(f"lab {lab.name}: resetting {', '.join(plan.hosts)} to {plan.stage}: {plan.describe()}")
     if plan.restore:
-        Snapshots(machines).restore(plan.stage, list(plan.restore))
+        Snapshots(machines, plan.provider).restore(plan.stage, list(plan.restore))
     if plan.recreate:
         _recreate(machines, list(plan.recreate), plan.provider)
         if plan.stage == "provisioned":
@@ -105,19 +110,23 @@ SERVING_TIMEOUT_S = 30
 
 
 def wait_until_serving(machines, timeout=SERVING_TIMEOUT_S):
-    """A reset host is back once the balancers send it traffic again: HAProxy takes a
-    web server back after two good health checks. Wait (bounded) until every backend is
-    UP where the VIP is held, then say so, or say what is still missing."""
+    """A reset host is back once its services run again (MariaDB, restored from a running
+    one, recovers its files first) and the balancers send it traffic: HAProxy takes a web
+    server back after two good health checks. Wait (bounded) until every service is up,
+    one balancer holds the VIP and every backend is UP there; then say so, or say what is
+    still missing."""
     deadline = time.monotonic() + timeout
     while True:
         state = live(machines)
         waiting = [name for name, backend in state["backends"].items() if backend != "UP"]
-        if state["vip_holder"] and not waiting:
+        down = [f"{host} {unit}" for host, units in state.get("services", {}).items()
+                for unit, words in units.items() if words != "up"]
+        if state["vip_holder"] and not waiting and not down:
             return True
         if time.monotonic() > deadline:
             info(f"lab {machines.lab.name}: not serving yet after {timeout}s "
-                 f"(VIP on {state['vip_holder'] or 'no balancer'}, backends not UP: {', '.join(waiting) or 'none'}); "
-                 f"`invoke verify` says more")
+                 f"(VIP on {state['vip_holder'] or 'no balancer'}, backends not UP: {', '.join(waiting) or 'none'}, "
+                 f"services not up: {', '.join(down) or 'none'}); `invoke verify` says more")
             return False
         time.sleep(0.5)
 

@@ -1,6 +1,7 @@
 """The lab's SSH endpoints, from one cached `vagrant ssh-config`, each with the host key
 recorded when its host was created."""
 import dataclasses
+import re
 
 from ..core.state import read_known_hosts, state_dir
 from ..remote.connection import connect, parse_ssh_config, split_host_blocks
@@ -23,6 +24,16 @@ class Inventory:
             return
         blocks = split_host_blocks(self.cache_path.read_text())
         self._write("".join(b for name, b in blocks.items() if name not in hosts))
+
+    def update_address(self, host, address):
+        """Point the cached endpoint of `host` at `address` (a container recreated on a new
+        bridge address); without a cached block, the next connection asks Vagrant."""
+        if not self.cache_path.exists():
+            return
+        blocks = split_host_blocks(self.cache_path.read_text())
+        if host in blocks:
+            blocks[host] = re.sub(r"(?m)^(\s*HostName\s+)\S+", lambda m: m.group(1) + address, blocks[host])
+            self._write("".join(blocks.values()))
 
     def refresh(self, running=None, only=None):
         """Ask Vagrant for the ssh-config of the running hosts and cache it. `running`

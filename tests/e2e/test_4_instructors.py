@@ -1,12 +1,19 @@
 """Reset in seconds, labs side by side, a lab a student can find their way around."""
 import os
 import re
+import subprocess
 
 import pytest
 
 from tests.e2e.conftest import LabCLI
 
 pytestmark = pytest.mark.e2e
+
+
+def snapshot_images(lab_name):
+    return subprocess.run(["docker", "images", "-q", "--filter", f"label=halab.lab={lab_name}",
+                           "--filter", "label=halab.snapshot"], capture_output=True, text=True,
+                          check=True).stdout.split()
 SECOND_LAB = os.environ.get("HALAB_E2E_SECOND_LAB", "halabci2")
 
 
@@ -35,21 +42,61 @@ def test_logs_show_the_roles_journal(lab_cli, provisioned):
     assert "halab-app" in out or "gunicorn" in out.lower(), out
 
 
-def test_snapshots_on_docker_fail_with_a_clear_message(lab_cli, provisioned):
-    result = lab_cli.invoke("snapshot.save", "exercise1", check=False)
-    assert result.returncode != 0
-    assert "docker provider has no snapshots" in result.stderr and "invoke reset" in result.stderr
+def reset_seconds(out):
+    return float(re.search(r"reset to provisioned in ([\d.]+)s", out).group(1))
+
+
+def host_state(lab_cli, host):
+    """What must survive a restore: the SSH host key, the private address, the container's name."""
+    key = lab_cli.invoke("ssh", host, "-c", "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
+    address = lab_cli.invoke("ssh", host, "-c", "hostname -I").stdout.split()
+    return key, lab_cli.lab.host(host).ip in address, lab_cli.invoke("ssh", host, "-c", "hostname").stdout.strip()
+
+
+def test_a_file_changed_after_a_snapshot_is_gone_after_its_restore(lab_cli, provisioned):
+    before = host_state(lab_cli, "app1")
+    lab_cli.invoke("snapshot.save", "exercise1", "--hosts", "app1")
+    try:
+        assert re.search(r"^app1\s+.*exercise1", lab_cli.invoke("snapshot.list").stdout, re.M)
+        lab_cli.run("echo changed | sudo tee /etc/halab-exercise && sudo rm /etc/motd", "--hosts", "app1")
+        out = lab_cli.invoke("snapshot.restore", "exercise1", "--hosts", "app1").stdout
+        assert "app1  | restored to snapshot exercise1" in out
+        files = lab_cli.invoke("ssh", "app1", "-c", "ls /etc/halab-exercise /etc/motd 2>&1; true").stdout
+        assert "No such file" in files and "/etc/motd" in files.splitlines()[-1], files
+        assert host_state(lab_cli, "app1") == before, "same host key, address and hostname"
+    finally:
+        lab_cli.invoke("snapshot.delete", "exercise1", "--hosts", "app1", check=False)
+    assert "exercise1" not in lab_cli.invoke("snapshot.list").stdout
+    lab_cli.invoke("verify")
+
+
+def test_a_snapshot_that_does_not_exist_is_refused_before_anything_changes(lab_cli, provisioned):
+    result = lab_cli.invoke("snapshot.restore", "nosuch", "--hosts", "web1", check=False)
+    assert result.returncode == 1 and "no snapshot 'nosuch' on web1" in result.stderr
+    assert "snapshot.list" in result.stderr
+
+
+def test_one_broken_host_is_back_in_under_ten_seconds(lab_cli, provisioned):
+    lab_cli.run("sudo rm /etc/nginx/sites-available/halab && sudo systemctl stop nginx", "--hosts", "web1")
+    assert lab_cli.invoke("verify", check=False).returncode != 0
+    out = lab_cli.invoke("reset", "--hosts", "web1", "--yes").stdout
+    assert "provisioning" not in out, "a restore, not a provision"
+    seconds = reset_seconds(out)
+    print(f"reset of web1: {seconds}s")
+    assert seconds < 10
+    lab_cli.invoke("verify")
 
 
 def test_a_broken_web_host_and_database_are_back_after_one_reset(lab_cli, provisioned):
     lab_cli.run("sudo rm /etc/nginx/sites-available/halab && sudo systemctl stop nginx", "--hosts", "web1")
-    lab_cli.run("sudo mariadb -e 'DROP TABLE notes.notes'", "--hosts", "db1")
+    lab_cli.run("sudo systemctl stop mariadb && sudo rm -rf /var/lib/mysql/notes", "--hosts", "db1")
     broken = lab_cli.invoke("verify", check=False)
     assert broken.returncode != 0 and "web1" in broken.stderr
     out = lab_cli.invoke("reset", "--hosts", "web1,db1").stdout
-    seconds = float(re.search(r"reset to provisioned in ([\d.]+)s", out).group(1))
-    print(f"reset of web1 and db1: {seconds}s")
+    print(f"reset of web1 and db1: {reset_seconds(out)}s")
+    assert reset_seconds(out) < 20
     lab_cli.invoke("verify")
+    assert "nothing changed" in lab_cli.invoke("provision").stdout, "restored as provision left them"
 
 
 def test_a_second_lab_runs_beside_the_first_and_goes_without_touching_it(lab_cli, provisioned):
@@ -62,7 +109,10 @@ def test_a_second_lab_runs_beside_the_first_and_goes_without_touching_it(lab_cli
         out = second.invoke("verify").stdout
         assert "192.168.5" in out
         lab_cli.invoke("verify")
+        assert snapshot_images(SECOND_LAB), "provision saved the second lab's 'provisioned'"
     finally:
         second.invoke("destroy", "--yes", check=False)
     assert not [c for c in second.docker_names("container") if c.startswith(f"{SECOND_LAB}-")]
+    assert snapshot_images(SECOND_LAB) == [], "destroy removes the lab's snapshot images"
+    assert snapshot_images(lab_cli.lab.name), "and leaves the first lab's alone"
     lab_cli.invoke("verify")

@@ -28,13 +28,16 @@ class RecordingDrills:
         self.provider = "libvirt"
         calls = self.calls
         self.machines = SimpleNamespace(
-            halt=lambda names: calls.append(("halt", names)),
+            halt=lambda names: calls.append(("halt", names)),  # not what the halt drill uses
             crash=lambda name: calls.append(("crash", name)),
             up=lambda names, provider, quiet=False: calls.append(("up", names, provider, quiet)))
 
     def sudo(self, host, command, connection=None):
         self.calls.append(("sudo", host.name, command, connection))
         return ""
+
+    def power_off(self, target):
+        self.calls.append(("power_off", target.host.name, target.connection))
 
 
 OPEN = object()  # the drill's already open connection to the broken balancer
@@ -45,7 +48,7 @@ def test_scenarios_table():
     assert {n: (s.fault, s.undo) for n, s in SCENARIOS.items()} == {
         "haproxy": ("systemctl stop haproxy", "systemctl start haproxy"),
         "keepalived": ("systemctl stop keepalived", "systemctl start keepalived"),
-        "halt": ("a clean shutdown of the machine", "the machine booted again"),
+        "halt": ("a clean shutdown from inside the machine (systemctl poweroff)", "the machine booted again"),
         "crash": ("the machine powered off at once", "the machine booted again"),
         "network": ("the private interface taken down", "the interface brought up")}
     for name, scenario in SCENARIOS.items():
@@ -59,7 +62,7 @@ def test_scenarios_table():
     ("keepalived", ("sudo", "lb1", "systemctl stop keepalived", OPEN),
      ("sudo", "lb1", "systemctl start keepalived", None)),
     ("network", ("sudo", "lb1", "ip link set eth1 down", OPEN), ("sudo", "lb1", "ip link set eth1 up", None)),
-    ("halt", ("halt", ["lb1"]), ("up", ["lb1"], "libvirt", True)),
+    ("halt", ("power_off", "lb1", OPEN), ("up", ["lb1"], "libvirt", True)),
     ("crash", ("crash", "lb1"), ("up", ["lb1"], "libvirt", True)),
 ])
 def test_scenario_fault_uses_the_open_connection_and_the_undo_a_fresh_one(name, injected, restored):
@@ -76,6 +79,49 @@ def test_network_scenario_formats_the_interface_of_the_target():
     SCENARIOS["network"].inject(drills, Target(LB2, OPEN, "enp0s8"))
     SCENARIOS["network"].restore(drills, Target(LB2, OPEN, "enp0s8"))
     assert [c[2] for c in drills.calls] == ["ip link set enp0s8 down", "ip link set enp0s8 up"]
+
+
+# --- the halt: a clean shutdown from inside, the wait on the provider's state ------------------
+
+class PowerOffMachines:
+    def __init__(self, states):
+        self.lab = LAB
+        self.asked = 0
+        self._states = states
+        self.invalidated = []
+        self.inventory = SimpleNamespace(invalidate=self.invalidated.append)
+
+    def states(self):
+        self.asked += 1
+        return {"lb1": (self._states.pop(0) if len(self._states) > 1 else self._states[0], "docker")}
+
+
+def test_power_off_asks_the_guest_then_waits_for_the_provider_to_say_off(monkeypatch):
+    monkeypatch.setattr(FO.time, "sleep", lambda s: None)
+    machines = PowerOffMachines(["running", "running", "stopped"])
+    connection = FakeConnection("lb1")
+    FailoverDrills(machines, "docker").power_off(Target(LB1, connection, None))
+    assert connection.commands[0][0] == "sudo -n systemctl poweroff --no-block"
+    assert machines.asked == 3 and machines.invalidated == [["lb1"]]
+    assert not connection.closed, "the drill closes its own connection"
+
+
+def test_power_off_takes_a_dropped_connection_for_the_shutdown(monkeypatch):
+    monkeypatch.setattr(FO.time, "sleep", lambda s: None)
+    machines = PowerOffMachines(["stopped"])
+    FailoverDrills(machines, "docker").power_off(Target(LB1, FakeConnection("lb1", error=EOFError()), None))
+    assert machines.asked == 1
+
+
+def test_power_off_refused_or_never_off_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(FO.time, "sleep", lambda s: None)
+    refused = FakeConnection("lb1", exited=1, stderr="sudo: a password is required")
+    with pytest.raises(LabError, match="lb1: `systemctl poweroff` failed: sudo: a password is required"):
+        FailoverDrills(PowerOffMachines(["running"]), "docker").power_off(Target(LB1, refused, None))
+    monkeypatch.setattr(FO, "POWER_OFF_TIMEOUT_S", 0)
+    with pytest.raises(LabError, match="still running 0s after a clean shutdown") as caught:
+        FailoverDrills(PowerOffMachines(["running"]), "docker").power_off(Target(LB1, FakeConnection("lb1"), None))
+    assert "invoke halt --hosts lb1 --force" in caught.value.fix
 
 
 # --- the report ------------------------------------------------------------------------------------

@@ -420,10 +420,24 @@ def test_remove_lab_leftovers_removes_this_checkouts_containers_then_the_network
     assert docker.remove_lab_leftovers(lab, found) == ["container halab-lb1", "container halab-extra",
                                                        "network halab"]
     assert ("rm", "-f", "eee555") not in fake_docker.calls, "not this checkout's: left alone"
-    assert fake_docker.calls[-1] == ("network", "rm", "halab")
+    assert ("network", "rm", "halab") in fake_docker.calls
     fake_docker.answers[("network", "inspect")] = (1, "")
     fake_docker.answers[("ps", "-a", "--format")] = ""
     assert docker.remove_lab_leftovers(lab, found) == []
+
+
+def test_remove_lab_leftovers_removes_this_checkouts_snapshot_images_found_by_label(fake_docker, lab):
+    from fabfile.machines.ownership import Survey
+    fake_docker.answers[("network", "inspect")] = (1, "")
+    fake_docker.answers[("images",)] = (f"1111 halab-snapshots/{ME}/halab-lb1:bare\n"
+                                        f"1111 halab-snapshots/{ME}/halab-lb1:mine\n"
+                                        f"2222 halab-snapshots/{ME}/halab-web1:provisioned\n")
+    assert docker.remove_lab_leftovers(lab, Survey()) == [
+        f"3 snapshot image(s) (halab-snapshots/{ME}/halab-lb1:bare, halab-snapshots/{ME}/halab-lb1:mine, "
+        f"halab-snapshots/{ME}/halab-web1:provisioned)"]
+    asked = next(c for c in fake_docker.calls if c[0] == "images")
+    assert f"label=halab.lab=halab" in asked and f"label=halab.checkout={ME}" in asked, "this checkout's only"
+    assert fake_docker.calls[-1] == ("image", "rm", "-f", "1111", "2222")
 
 
 def test_machine_states_from_vagrants_ids_and_one_docker_ps(monkeypatch, lab, tmp_path):
@@ -693,7 +707,7 @@ def test_up_of_the_whole_lab_tells_the_inventory_what_runs(monkeypatch, lab, cap
     fixture.machines.up(quiet=True)
     everything = ["lb1", "lb2", "web1", "app1", "db1"]
     assert fixture.machines.inventory.events[-1] == ("refresh", everything, None)
-    assert fixture.vagrant.calls[-1] == ("snapshot", "save", everything, "bare", True)
+    assert fixture.vagrant.calls[-1] == ("snapshot", "save", None, "bare", True), "one save of every machine"
     assert "Creating the container" not in capsys.readouterr().out, "quiet"
 
 

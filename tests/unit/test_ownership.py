@@ -328,6 +328,7 @@ def test_refuse_leftovers_puts_another_checkout_before_this_ones_orphans(lab):
 # --- reset -----------------------------------------------------------------------------------------------
 
 LISTED = "==> lb1: \nbare\nprovisioned\n==> lb2: \nbare\n==> web1: \nbare\nprovisioned\n==> db1: \nbare\n"
+EVERY_HOST_PROVISIONED = "".join(f"==> {h}: \nprovisioned\n" for h in ("lb1", "lb2", "web1", "app1", "db1"))
 
 
 class ResetMachines:
@@ -336,7 +337,7 @@ class ResetMachines:
         self._provider = provider
         self.events = []
         self.inventory = SimpleNamespace(invalidate=lambda hosts=None: self.events.append(("invalidate", hosts)),
-                                         refresh=lambda running=None: None)
+                                         refresh=lambda running=None, only=None: None)
         self.vagrant = SimpleNamespace(
             snapshot=lambda action, hosts, name=None, force=False:
                 self.events.append(("snapshot", action, hosts, name)) or (snapshots if action == "list" else ""),
@@ -360,12 +361,16 @@ def no_provision(monkeypatch):
     return calls
 
 
-def test_reset_on_docker_says_that_recreating_is_how_docker_resets():
-    plan = reset_module.plan_reset(ResetMachines("docker"), ["web1", "db1"])
+def test_reset_on_a_provider_without_snapshots_says_it_recreates(monkeypatch):
+    from fabfile.machines.providers.base import Provider
+    plain = Provider()
+    plain.name = "plain"
+    monkeypatch.setitem(providers.PROVIDERS, "plain", plain)
+    plan = reset_module.plan_reset(ResetMachines("plain"), ["web1", "db1"])
     assert plan.recreate == ("web1", "db1") and plan.restore == ()
     question = plan.question()
-    assert question.startswith("Reset web1, db1 of lab halab (docker) to provisioned?")
-    assert "the docker provider has no snapshots, so this is how docker resets" in question
+    assert question.startswith("Reset web1, db1 of lab halab (plain) to provisioned?")
+    assert "the plain provider has no snapshots" in question
     assert "everything on them is lost, the notes in db1's database included" in question
     assert "The other hosts are provisioned again too" in question
 
@@ -375,6 +380,7 @@ def test_reset_refuses_to_recreate_hosts_without_the_snapshot_unasked(no_provisi
     with pytest.raises(LabError) as caught:
         reset_module.reset(machines, ["lb1", "lb2", "db1"])
     assert "no snapshot 'provisioned' on lb2, db1 (lab halab, virtualbox)" in str(caught.value)
+    assert "`invoke provision --hosts lb2,db1` saves it" in caught.value.fix
     assert "`invoke reset --hosts lb1,lb2,db1 --recreate` destroys lb2, db1" in caught.value.fix
     assert not [e for e in machines.events if e[0] in ("destroy", "up") or e[1] == "restore"]
     with pytest.raises(LabError) as caught:
@@ -406,7 +412,7 @@ def test_reset_where_every_snapshot_exists_needs_no_recreate(no_provision):
 @pytest.fixture
 def tasks_module(monkeypatch):
     import tasks
-    monkeypatch.setattr(tasks, "machines", lambda: ResetMachines("docker"))
+    monkeypatch.setattr(tasks, "machines", lambda: ResetMachines("libvirt", EVERY_HOST_PROVISIONED))
     ran = []
     monkeypatch.setattr(reset_module, "reset", lambda machines, plan=None: ran.append(plan.hosts))
     return SimpleNamespace(tasks=tasks, ran=ran)
@@ -419,7 +425,7 @@ def test_reset_task_asks_naming_the_hosts_and_stops_on_no(monkeypatch, tasks_mod
     with pytest.raises(invoke.Exit, match="not reset"):
         tasks_module.tasks.reset(invoke.Context(), hosts="web1")
     assert tasks_module.ran == [] and len(asked) == 1
-    assert asked[0].startswith("Reset web1 of lab halab (docker) to provisioned?") and asked[0].endswith("[y/N] ")
+    assert asked[0].startswith("Reset web1 of lab halab (libvirt) to provisioned?") and asked[0].endswith("[y/N] ")
     monkeypatch.setattr("builtins.input", lambda prompt: "y")
     tasks_module.tasks.reset(invoke.Context(), hosts="web1")
     assert tasks_module.ran == [("web1",)]

@@ -217,19 +217,22 @@ class FakeMachines:
 
 @pytest.mark.parametrize("changed, failures, dry_run, snapshot", [
     ({"web1": 2}, {}, False, True),
-    ({}, {}, False, False),
+    ({}, {}, False, True),
     ({"web1": 2}, {"db1": "no space left on device"}, False, False),
     ({"web1": 2}, {}, True, False),
 ], ids=["changed", "converged", "failed", "dry-run"])
-def test_provision_takes_the_stage_snapshot_only_after_a_change(monkeypatch, capsys, changed, failures, dry_run,
-                                                                 snapshot):
+def test_provision_offers_the_stage_snapshot_naming_the_hosts_that_changed(monkeypatch, capsys, changed, failures,
+                                                                           dry_run, snapshot):
+    """A converged run still offers it (the store saves what is missing where asking is
+    cheap); a failed run or a dry run does not."""
     taken = []
     monkeypatch.setattr(P, "converge", FakeConverge(changed=changed, failures=failures))
-    monkeypatch.setattr(P, "take_stage_snapshot", lambda machines, stage, names: taken.append((machines, stage, names)))
+    monkeypatch.setattr(P, "take_stage_snapshot",
+                        lambda machines, stage, names, changed: taken.append((machines, stage, names, changed)))
     machines = FakeMachines()
     report = P.provision(machines, list(LAB.hosts), dry_run=dry_run)
     assert machines.asked == [LAB.host_names]
-    assert taken == ([(machines, "provisioned", LAB.host_names)] if snapshot else [])
+    assert taken == ([(machines, "provisioned", LAB.host_names, list(changed))] if snapshot else [])
     assert report.dry_run is dry_run
     out = capsys.readouterr().out
     assert f"lab halab: {'dry run over' if dry_run else 'provisioning'} lb1, lb2, web1, app1, db1" in out

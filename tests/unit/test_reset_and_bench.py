@@ -21,7 +21,7 @@ class FakeMachines:
         self._snapshots = snapshots
         self._states = states or {h: ("not created", provider) for h in self.lab.host_names}
         self.inventory = SimpleNamespace(invalidate=lambda hosts=None: self.events.append(("invalidate", hosts)),
-                                         refresh=lambda running=None: self.events.append(("refresh",)))
+                                         refresh=lambda running=None, only=None: self.events.append(("refresh",)))
         self.vagrant = SimpleNamespace(snapshot=self._snapshot,
                                        destroy=lambda hosts: self.events.append(("destroy", hosts)))
 
@@ -69,10 +69,21 @@ def test_reset_waits_until_every_backend_is_back_in_rotation(monkeypatch, capsys
 
 
 def test_reset_says_what_is_not_serving_when_the_wait_ends(monkeypatch, capsys):
-    monkeypatch.setattr(reset_module, "live", lambda machines: {"vip_holder": None, "backends": {"web1": "DOWN"}})
+    monkeypatch.setattr(reset_module, "live", lambda machines: {"vip_holder": None, "backends": {"web1": "DOWN"},
+                                                                "services": {"db1": {"mariadb": "activating"}}})
     monkeypatch.setattr(reset_module.time, "sleep", lambda seconds: None)
     assert reset_module.wait_until_serving(SimpleNamespace(lab=SimpleNamespace(name="halab")), timeout=0) is False
-    assert "not serving yet after 0s (VIP on no balancer, backends not UP: web1)" in capsys.readouterr().out
+    assert ("not serving yet after 0s (VIP on no balancer, backends not UP: web1, services not up: "
+            "db1 mariadb)") in capsys.readouterr().out
+
+
+def test_reset_waits_for_a_restored_database_to_run_again(monkeypatch):
+    starting = dict(SERVING, services={"db1": {"mariadb": "activating"}, "web1": {"nginx": "up"}})
+    answers = [starting, dict(SERVING, services={"db1": {"mariadb": "up"}})]
+    monkeypatch.setattr(reset_module, "live", lambda machines: answers.pop(0))
+    monkeypatch.setattr(reset_module.time, "sleep", lambda seconds: None)
+    assert reset_module.wait_until_serving(SimpleNamespace(lab=SimpleNamespace(name="halab"))) is True
+    assert answers == []
 
 
 @pytest.fixture
@@ -110,18 +121,37 @@ def test_reset_recreates_and_provisions_every_host_without_a_snapshot(provisions
     assert "lb2   | destroying" in capsys.readouterr().out
 
 
-def test_reset_on_docker_recreates_without_asking_for_snapshots(provisions):
-    machines = FakeMachines("docker")
+@pytest.fixture
+def plain_provider(monkeypatch):
+    """A provider without snapshots of any kind."""
+    import fabfile.machines.providers as providers
+    from fabfile.machines.providers.base import Provider
+    plain = Provider()
+    plain.name = "plain"
+    monkeypatch.setitem(providers.PROVIDERS, "plain", plain)
+    return plain
+
+
+def test_reset_on_a_provider_without_snapshots_recreates(provisions, plain_provider):
+    machines = FakeMachines("plain")
     reset_module.reset(machines, None, "bare")
     assert not any(e[0] == "snapshot" for e in machines.events)
     assert ("destroy", machines.lab.host_names) in machines.events
     assert provisions.calls == [], "bare: not provisioned"
 
 
-def test_reset_fails_when_the_provision_does(provisions):
+def test_reset_restores_without_provisioning_again(provisions):
+    every = "".join(f"==> {h}: \nprovisioned\n" for h in ("lb1", "lb2", "web1", "app1", "db1"))
+    machines = FakeMachines("libvirt", every)
+    reset_module.reset(machines, ["web1", "db1"])
+    assert ("snapshot", "restore", ["web1", "db1"], "provisioned") in machines.events
+    assert provisions.calls == [] and not any(e[0] in ("destroy", "up") for e in machines.events)
+
+
+def test_reset_fails_when_the_provision_of_a_recreated_host_does(provisions, plain_provider):
     provisions.reports.append(Report(failed=["db1"], verdict="1 host failed: db1"))
     with pytest.raises(LabError) as caught:
-        reset_module.reset(FakeMachines("docker"), ["db1"])
+        reset_module.reset(FakeMachines("plain"), ["db1"])
     assert str(caught.value).startswith("1 host failed: db1") and "invoke reset" in caught.value.fix
 
 

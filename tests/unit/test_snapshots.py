@@ -22,11 +22,11 @@ class FakeInventory:
     def __init__(self):
         self.events = []
 
-    def invalidate(self):
-        self.events.append("invalidate")
+    def invalidate(self, hosts=None):
+        self.events.append(("invalidate", hosts))
 
-    def refresh(self, running=None):
-        self.events.append("refresh")
+    def refresh(self, running=None, only=None):
+        self.events.append(("refresh", only))
 
 
 class FakeMachines:
@@ -69,15 +69,15 @@ def test_save_names_the_hosts_in_one_call(monkeypatch):
     machines = FakeMachines("virtualbox", monkeypatch, {})
     Snapshots(machines).save("exercise1", ["web1", "db1"])
     Snapshots(machines).save("everything")
-    assert machines.commands == [["snapshot", "save", "/^(web1|db1)$/", "exercise1"],
-                                 ["snapshot", "save", "everything"]]
+    assert machines.commands == [["snapshot", "save", "--force", "/^(web1|db1)$/", "exercise1"],
+                                 ["snapshot", "save", "--force", "everything"]]
 
 
 def test_restore_checks_the_snapshot_exists_then_restores_without_provisioning(monkeypatch):
     machines = FakeMachines("libvirt", monkeypatch, {"list": LIST_OUTPUT})
     Snapshots(machines).restore("provisioned", ["lb1", "app1"])
     assert machines.commands[-1] == ["snapshot", "restore", "/^(lb1|app1)$/", "provisioned", "--no-provision"]
-    assert machines.inventory.events == ["invalidate", "refresh"]
+    assert machines.inventory.events == [("invalidate", ["lb1", "app1"]), ("refresh", ["lb1", "app1"])]
     with pytest.raises(LabError, match="no snapshot 'provisioned' on web1, db1"):
         Snapshots(machines).restore("provisioned", ["web1", "db1"])
 
@@ -97,11 +97,16 @@ def test_vagrant_failure_names_the_hosts_and_what_vagrant_said(monkeypatch):
 
 
 @pytest.mark.parametrize("action", ["save", "restore", "delete", "list"])
-def test_docker_has_no_snapshots_and_points_to_reset(monkeypatch, action):
-    machines = FakeMachines("docker", monkeypatch, {})
+def test_a_provider_without_snapshots_says_so_and_points_to_reset(monkeypatch, action):
+    import fabfile.machines.providers as providers
+    from fabfile.machines.providers.base import Provider
+    plain = Provider()
+    plain.name = "plain"
+    monkeypatch.setitem(providers.PROVIDERS, "plain", plain)
+    machines = FakeMachines("plain", monkeypatch, {})
     snapshots = Snapshots(machines)
     with pytest.raises(LabError) as caught:
         getattr(snapshots, action)(*(() if action == "list" else ("provisioned",)))
-    assert "docker provider has no snapshots" in str(caught.value)
-    assert "invoke reset" in caught.value.fix
+    assert "plain provider has no snapshots" in str(caught.value)
+    assert "invoke reset --recreate" in caught.value.fix
     assert machines.commands == [], "no Vagrant call at all"

@@ -1,13 +1,64 @@
 """What a provider is to the lab: a small strategy object. Callers never branch on the
 provider's name; they ask it."""
+import re
+
 from ...remote.connection import scan_host_key
 from ...remote.parallel import in_parallel
 from ..ownership import Survey
 
+SNAPSHOT_HEADER = re.compile(r"^==> ([\w-]+):\s*(.*)$")
+NO_SNAPSHOTS = "No snapshots have been taken yet!"
+
+
+def parse_snapshot_list(text):
+    """{host: [snapshot names]} from `vagrant snapshot list` on several machines: a
+    `==> host:` line, then one name a line, or a line that says there are none."""
+    found, current = {}, None
+    for line in text.splitlines():
+        header = SNAPSHOT_HEADER.match(line)
+        if header:
+            current, rest = header.groups()
+            found.setdefault(current, [])
+            continue
+        name = line.strip()
+        if current is None or not name or line.startswith("    " + current + ":"):
+            continue
+        if NO_SNAPSHOTS not in name:
+            found[current].append(name)
+    return found
+
+
+class VagrantSnapshots:
+    """Vagrant's own snapshots (`vagrant snapshot`), for every provider that has them:
+    one Vagrant call for all the hosts of a verb. Listing costs a Vagrant call (about a
+    second), so `cheap_list` is False: a no-op provision does not ask."""
+    cheap_list = False
+
+    def __init__(self, machines):
+        self.machines = machines
+
+    def save(self, hosts, name, everything=False):
+        self.machines.vagrant.snapshot("save", None if everything else hosts, name, force=True)
+
+    def restore(self, hosts, name, everything=False):
+        """Restored without provisioning; the SSH endpoints asked again (a restored machine
+        may come back on another port)."""
+        self.machines.inventory.invalidate(hosts)
+        try:
+            self.machines.vagrant.snapshot("restore", None if everything else hosts, name)
+        finally:
+            self.machines.inventory.refresh(only=hosts)
+
+    def delete(self, hosts, name, everything=False):
+        self.machines.vagrant.snapshot("delete", None if everything else hosts, name)
+
+    def list(self):
+        return parse_snapshot_list(self.machines.vagrant.snapshot("list", None))
+
 
 class Provider:
     name = ""
-    has_snapshots = False
+    has_snapshots = False  # True: Vagrant's own snapshots serve, unless `snapshots()` says otherwise
     install_fix = ""
 
     def usable(self):
@@ -21,6 +72,11 @@ class Provider:
     def states(self, machines):
         """{host: (state, provider)} when the provider can tell faster than Vagrant; else None."""
         return None
+
+    def snapshots(self, machines):
+        """The store of the lab's snapshots on this provider (save, restore, delete, list
+        by host), or None when it has none. Vagrant's by default, where it has them."""
+        return VagrantSnapshots(machines) if self.has_snapshots else None
 
     def survey(self, lab, machines_dir):
         """What carries the lab's name on this provider, by owner (ownership.Survey)."""

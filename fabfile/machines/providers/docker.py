@@ -15,6 +15,7 @@ from ...remote.parallel import in_parallel
 from ..ownership import (CHECKOUT_LABEL, FOREIGN, LAB_LABEL, PATH_LABEL, UNKNOWN, Item, Survey, checkout_id,
                          checkout_path, owner_of)
 from .base import Provider
+from .docker_snapshots import SNAPSHOT_LABEL, DockerSnapshots
 
 BOX_SCRIPT = PROJECT_DIR / "scripts" / "build-docker-box.sh"
 LABEL = LAB_LABEL
@@ -248,9 +249,17 @@ def remove_delegated_cgroups(lab, hosts, root=CGROUP_ROOT):
                 folder.rmdir()
 
 
+def snapshot_images(lab, me):
+    """The ids and names of this checkout's snapshot images of the lab."""
+    out = docker("images", "--filter", f"label={LABEL}={lab.name}", "--filter", f"label={CHECKOUT_LABEL}={me}",
+                 "--filter", f"label={SNAPSHOT_LABEL}", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}").stdout
+    return [line.split() for line in out.splitlines() if len(line.split()) == 2]
+
+
 def remove_lab_leftovers(lab, found):
     """Remove what `found` (a survey taken before `vagrant destroy`) says is this checkout's
-    and is still there: containers, then the network. Returns what was removed."""
+    and is still there: containers, the network, then the snapshot images (found by the
+    lab's and this checkout's labels). Returns what was removed."""
     removed = []
     mine = {i.ref for i in found.mine if i.kind == "container"}
     for name, c in lab_containers(lab).items():
@@ -263,6 +272,10 @@ def remove_lab_leftovers(lab, found):
             docker("network", "inspect", lab.name, check=False).returncode == 0:
         docker("network", "rm", lab.name)
         removed.append(f"network {lab.name}")
+    images = snapshot_images(lab, checkout_id())
+    if images:
+        docker("image", "rm", "-f", *dict.fromkeys(image_id for image_id, _ in images))
+        removed.append(f"{len(images)} snapshot image(s) ({', '.join(sorted(ref for _, ref in images))})")
     return removed
 
 
@@ -299,6 +312,7 @@ def container_name(lab, host):
 
 class DockerProvider(Provider):
     name = "docker"
+    has_snapshots = True  # images committed from the containers, not Vagrant's
     install_fix = "run scripts/setup.sh (installs docker.io and starts the daemon)"
 
     def usable(self):
@@ -327,6 +341,9 @@ class DockerProvider(Provider):
 
     def states(self, machines):
         return machine_states(machines.lab, machines.machines_dir)
+
+    def snapshots(self, machines):
+        return DockerSnapshots(machines, docker, container_name)
 
     def survey(self, lab, machines_dir):
         return survey(lab, machines_dir)
