@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..core.config import ENVIRONMENT
 from ..core.errors import LabError
 from ..core.lab import ROLES, check_provider_network, load_lab
-from ..machines.providers import PROVIDERS, choose_provider, docker, usable
+from ..machines.providers import PROVIDERS, choose_provider, default_provider, docker, libvirt, usable
 from ..roles import ROLES as ROLE_MODULES
 
 PYTHON_PACKAGES = ("fabric", "invoke", "python-vagrant", "jinja2", "paramiko", "pyyaml")
@@ -52,8 +52,9 @@ def check_providers():
         return findings
     try:
         chosen = choose_provider(None, set(), usable)
+        _, why = default_provider(usable, lambda: libvirt.accelerator(probe=False))
         findings.append(Finding("provider choice", "ok", f"`invoke up` uses {chosen} unless told "
-                                                         f"otherwise (--provider)"))
+                                                         f"otherwise (--provider): {why}"))
     except LabError as exc:
         findings.append(Finding("provider choice", "fail", exc.problem, exc.fix or ""))
     return findings
