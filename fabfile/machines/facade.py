@@ -15,6 +15,9 @@ from .snapshots import take_stage_snapshot
 from .vagrant import Vagrant
 
 VAGRANT_LINE = re.compile(r"^(==>|\s{4})\s?([\w-]+): ?(.*)$")
+# vagrant-libvirt's domain settings (`-- Memory: 512M`) and Vagrant's advice about a local
+# box without a version: shown with --verbose only.
+DETAIL_LINE = re.compile(r"^(-- |No version detected for |generating a local metadata |See https://www\.vagrantup\.com/docs/boxes/format)")
 
 
 class Machines:
@@ -159,6 +162,8 @@ def echo_vagrant_line(line, verbose=False):
     marker, host, message = match.groups()
     if "--no-provision" in message and not verbose:
         return  # the lab has no Vagrant provisioners; `invoke provision` does that work
+    if DETAIL_LINE.match(message.strip()) and not verbose:
+        return
     if marker == "==>" or verbose:
         if message.strip():
             say(host, message.strip())
