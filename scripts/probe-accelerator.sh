@@ -27,7 +27,10 @@ case "${1:-}" in
   "") ;;
   *) echo "usage: $0 [--cached|--force]" >&2; exit 2 ;;
 esac
-if [ -s "$cache" ]; then cat "$cache"; exit 0; fi
+if [ -s "$cache" ]; then
+  [ -s "$cache_dir/accelerator-$box" ] || cp "$cache" "$cache_dir/accelerator-$box"
+  cat "$cache"; exit 0
+fi
 [ -n "$qemu" ] || { say "qemu-system-x86_64 is not installed"; echo none; exit 0; }
 [ -f "$image" ] || { say "the libvirt box is not built: run scripts/build-libvirt-box.sh"; echo none; exit 0; }
 
@@ -64,4 +67,6 @@ elif boots tcg "$TCG_WAIT_S"; then
 fi
 mkdir -p "$cache_dir"
 echo "$answer" >"$cache.tmp" && mv "$cache.tmp" "$cache"
+# The answer for this box whatever QEMU's version, for the Vagrantfile (which reads a file).
+cp "$cache" "$cache_dir/accelerator-$box.tmp" && mv "$cache_dir/accelerator-$box.tmp" "$cache_dir/accelerator-$box"
 echo "$answer"
