@@ -7,6 +7,7 @@ from ..core.console import info, say
 from ..core.errors import LabError
 from ..core.lab import check_provider_network
 from ..core.state import machines_dir
+from ..remote.connection import set_slowness
 from ..remote.parallel import HostResult, run_parallel
 from . import providers
 from .inventory import Inventory
@@ -26,6 +27,8 @@ class Machines:
         self._vagrant = None
         self.inventory = Inventory(lab, lambda: self.vagrant, self.states)
         self.machines_dir = machines_dir(lab)
+        in_use = providers.provider_in_use(lab.host_names, self.machines_dir)
+        set_slowness(max((providers.get(p).slowness() for p in in_use), default=1))
 
     @property
     def vagrant(self):
@@ -44,6 +47,7 @@ class Machines:
         started = time.monotonic()
         hosts = [h.name for h in self.lab.select(names)]
         provider = self.provider(requested_provider)
+        set_slowness(providers.get(provider).slowness())
         info(f"lab {self.lab.name}: booting {', '.join(hosts)} on {provider}")
         providers.get(provider).prepare(self, hosts)
         new_hosts = [n for n, (state, _) in self.states().items() if n in hosts and state == "not created"] \

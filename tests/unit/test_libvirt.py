@@ -90,7 +90,7 @@ def test_an_unmarked_unknown_domain_is_left_alone_with_the_commands_to_remove_it
 def test_the_network_belongs_to_the_owner_of_its_domains():
     mine = {"halab-lb1": {"halab.checkout": ME}}
     found = survey({"halab-lb1": "running"}, marks=mine, network=["halab-lb1"])
-    assert [(i.kind, i.owner) for i in found.items][-1] == ("libvirt network", MINE)
+    assert [(i.kind, i.owner) for i in found.items][-1] == ("network", MINE)
     theirs = {"halab-lb1": {"halab.checkout": OTHER}}
     found = survey({"halab-lb1": "running"}, marks=theirs, network=["halab-lb1"])
     assert found.items[-1].owner == FOREIGN
@@ -158,3 +158,15 @@ def test_usable_says_which_accelerator(monkeypatch):
                              ("none", False, "boots no guest"), ("", True, "first `invoke up`")):
         monkeypatch.setattr(libvirt, "subprocess", fake_subprocess({"probe-accelerator.sh": (0, accel + "\n")}))
         assert libvirt.LIBVIRT.usable()[0] is ok and words in libvirt.LIBVIRT.usable()[1]
+
+
+def test_ssh_timeouts_scale_with_the_providers_slowness(monkeypatch):
+    from fabfile.remote import connection
+    monkeypatch.setattr(connection, "_slowness", 1.0)
+    assert connection.scaled(30) == 30 and connection.scaled(None) is None
+    monkeypatch.setattr(libvirt, "accelerator", lambda probe=True: "tcg")
+    connection.set_slowness(libvirt.LIBVIRT.slowness())
+    assert connection.scaled(30) == 30 * libvirt.TCG_SLOWNESS
+    monkeypatch.setattr(libvirt, "accelerator", lambda probe=True: "kvm")
+    connection.set_slowness(libvirt.LIBVIRT.slowness())
+    assert connection.scaled(30) == 30

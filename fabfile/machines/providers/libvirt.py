@@ -27,6 +27,7 @@ STORAGE_POOL = "default"
 STORAGE_DIR = "/var/lib/libvirt/images"
 VIRSH_TIMEOUT_S = 60
 PROBE_TIMEOUT_S = 300   # a KVM try (60 s) and a TCG boot (150 s at most), with margin
+TCG_SLOWNESS = 8
 STATES = {"running": "running", "shut off": "shutoff", "paused": "paused", "in shutdown": "stopping",
           "crashed": "shutoff", "pmsuspended": "suspended", "idle": "running", "blocked": "running"}
 MARK = re.compile(r"(halab\.[\w-]+)=(\S+)")
@@ -183,7 +184,7 @@ def survey_domains(lab, domains, marks, uuids, network, known_uuids, used_libvir
             owner, path = MINE, ""
         else:
             owner, path = UNKNOWN, ""
-        items.append(Item("libvirt network", lab.name, lab.name, owner, path))
+        items.append(Item("network", lab.name, lab.name, owner, path))
     by_hand = []
     for item in items:
         if item.owner == UNKNOWN and item.kind == "libvirt domain":
@@ -235,7 +236,7 @@ def remove_lab_leftovers(lab, found):
                 virsh("destroy", item.name, check=False)
             virsh("undefine", item.name, "--managed-save", "--snapshots-metadata", "--remove-all-storage")
             removed.append(f"libvirt domain {item.name}")
-    if any(i.kind == "libvirt network" for i in found.mine) and \
+    if any(i.kind == "network" for i in found.mine) and \
             virsh("net-info", lab.name, check=False).returncode == 0:
         virsh("net-destroy", lab.name, check=False)
         virsh("net-undefine", lab.name)
@@ -258,6 +259,11 @@ class LibvirtProvider(Provider):
     name = "libvirt"
     has_snapshots = True
     install_fix = "run scripts/setup.sh as root (installs libvirt and vagrant-libvirt, starts libvirtd)"
+
+    def slowness(self):
+        # Under TCG a guest runs several times slower than under KVM, five guests share
+        # the machine's cores, and the machine may be busy with other work.
+        return 1 if accelerator(probe=False) == "kvm" else TCG_SLOWNESS
 
     def usable(self):
         if not plugin_installed():
