@@ -58,6 +58,19 @@ def test_up_boots_five_marked_domains_on_the_labs_own_network(vm_lab):
         assert " running " in row and " libvirt " in row, row
 
 
+def test_a_second_lab_on_an_overlapping_network_is_refused_before_anything_changes(vm_lab, tmp_path):
+    lab = vm_lab.lab
+    second = f"{lab.name}2"
+    hosts = "\n".join(f"  {h.name}: {{role: {h.role}, ip: {h.ip}, memory: {h.memory}}}" for h in lab.hosts)
+    lab_file = tmp_path / "second.yml"
+    lab_file.write_text(f"name: {second}\nnetwork: {lab.network}\nvip: {lab.vip}\nhosts:\n{hosts}\n")
+    result = LabCLI(lab_file, provider="libvirt").invoke("up", "--provider", "libvirt", check=False)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and f"libvirt network '{lab.name}'" in said and "overlaps" in said, said
+    assert not [d for d in virsh("list", "--all", "--name").stdout.split() if d.startswith(f"{second}-")]
+    assert virsh("net-info", second).returncode != 0
+
+
 def test_ssh_and_run_reach_every_vm(vm_lab):
     out = vm_lab.run("systemd-detect-virt").stdout
     for host in vm_lab.lab.host_names:

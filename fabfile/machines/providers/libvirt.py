@@ -286,6 +286,11 @@ class LibvirtProvider(Provider):
 
     def prepare(self, machines, hosts):
         lab = machines.lab
+        problems = network_conflicts(lab, all_networks())  # refused before anything changes
+        if problems:
+            raise problems[0]
+        found = self.survey(lab, machines.machines_dir)
+        machines.refuse_leftovers("libvirt domains", found.orphans, found)
         if not box_built():
             build_box(lambda line: say("box", line.removeprefix("[box] ")))
         accel = accelerator()
@@ -296,11 +301,6 @@ class LibvirtProvider(Provider):
             say("libvirt", f"installed QEMU's TCG wrapper as {TCG_EMULATOR}")
         if ensure_storage_pool():
             say("libvirt", f"created the storage pool {STORAGE_POOL} ({STORAGE_DIR})")
-        problems = network_conflicts(lab, all_networks())
-        if problems:
-            raise problems[0]
-        found = self.survey(lab, machines.machines_dir)
-        machines.refuse_leftovers("libvirt domains", found.orphans, found)
 
     def states(self, machines):
         return machine_states(machines.lab, machines.machines_dir)
