@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..core.config import ENVIRONMENT
 from ..core.errors import LabError
 from ..core.lab import ROLES, check_provider_network, load_lab
-from ..machines.providers import PROVIDERS, choose_provider, docker, usable
+from ..machines.providers import PROVIDERS, choose_provider, default_provider, docker, libvirt, usable
 from ..roles import ROLES as ROLE_MODULES
 
 PYTHON_PACKAGES = ("fabric", "invoke", "python-vagrant", "jinja2", "paramiko", "pyyaml")
@@ -52,8 +52,9 @@ def check_providers():
         return findings
     try:
         chosen = choose_provider(None, set(), usable)
+        _, why = default_provider(usable, lambda: libvirt.accelerator(probe=False))
         findings.append(Finding("provider choice", "ok", f"`invoke up` uses {chosen} unless told "
-                                                         f"otherwise (--provider)"))
+                                                         f"otherwise (--provider): {why}"))
     except LabError as exc:
         findings.append(Finding("provider choice", "fail", exc.problem, exc.fix or ""))
     return findings
@@ -72,6 +73,29 @@ def check_box():
     return Finding("docker box", "warn", f"{image} is not built yet", fix)
 
 
+def check_libvirt():
+    """The libvirt box and what boots it, where libvirt answers."""
+    if not usable("libvirt")[0]:
+        return []
+    box = libvirt.box_name()
+    if not libvirt.box_built():
+        return [Finding("libvirt box", "warn", f"{box} is not built yet",
+                        "`invoke up --provider libvirt` builds it (about 7 minutes), or run "
+                        "scripts/build-libvirt-box.sh")]
+    accel = libvirt.accelerator(probe=False)
+    found = [Finding("libvirt box", "ok", f"{box} is built")]
+    if accel == "kvm":
+        found.append(Finding("libvirt accelerator", "ok", "KVM boots the box"))
+    elif accel == "tcg":
+        found.append(Finding("libvirt accelerator", "warn",
+                             "only software emulation (TCG) boots the box: VMs work, minutes per boot",
+                             "docker stays the default here; --provider libvirt for VMs"))
+    else:
+        found.append(Finding("libvirt accelerator", "warn", "not probed yet",
+                             "scripts/probe-accelerator.sh (boots the box for up to 3 minutes)"))
+    return found
+
+
 def check_network(lab):
     findings = []
     try:
@@ -86,6 +110,12 @@ def check_network(lab):
             findings.append(Finding("network (docker)", "fail", problem.problem, problem.fix or ""))
         if not problems:
             findings.append(Finding("network (docker)", "ok", f"no other Docker network overlaps {lab.network}"))
+    if usable("libvirt")[0]:
+        problems = libvirt.network_conflicts(lab, libvirt.all_networks())
+        for problem in problems:
+            findings.append(Finding("network (libvirt)", "fail", problem.problem, problem.fix or ""))
+        if not problems:
+            findings.append(Finding("network (libvirt)", "ok", f"no other libvirt network overlaps {lab.network}"))
     return findings
 
 
@@ -127,7 +157,7 @@ def check_environment(environ=None):
 
 def run_checks():
     lab, lab_finding = check_lab_file()
-    findings = [check_environment(), lab_finding, check_vagrant(), *check_providers(), check_box()]
+    findings = [check_environment(), lab_finding, check_vagrant(), *check_providers(), check_box(), *check_libvirt()]
     if lab:
         findings += [*check_network(lab), check_memory(lab)]
     findings.append(check_python_packages())

@@ -14,6 +14,7 @@ from ..checks.netsafety import ensure_local_route
 from ..core.console import say, table
 from ..core.errors import LabError
 from ..remote import facts as F
+from ..remote.connection import scaled
 from ..remote.parallel import run_one
 from ..roles import ROLES
 from ..roles.db import notes_table
@@ -68,7 +69,7 @@ def wait_for(fault):
     """Let the fault command end (bounded) before it is undone; its own error is the
     drill's to report, not this wait's."""
     try:
-        fault.result(timeout=FAULT_TIMEOUT_S)
+        fault.result(timeout=scaled(FAULT_TIMEOUT_S))
     except BaseException:
         pass
 
@@ -116,6 +117,7 @@ class FailoverDrills:
         return page.status == 200, holders, f"page HTTP {page.status}"
 
     def wait_healthy(self, timeout=HEALTHY_TIMEOUT_S):
+        timeout = scaled(timeout)  # sized for the provider's hosts
         started = time.monotonic()
         detail = ""
         while time.monotonic() - started < timeout:
@@ -203,7 +205,7 @@ class FailoverDrills:
         say(master.name, f"drill {name}: {master.name} holds the VIP; breaking it ({scenario.fault})")
 
         sampler = VipSampler(self.lab, self.machines.inventory.cached_endpoints,
-                             MAX_WINDOW_S + HEALTHY_TIMEOUT_S + FAULT_TIMEOUT_S).start()
+                             MAX_WINDOW_S + scaled(HEALTHY_TIMEOUT_S + FAULT_TIMEOUT_S)).start()
         tag = f"drill-{name}-{secrets.token_hex(4)}"
         client = OpenLoopClient(self.lab.vip, rate=RATE, count=int(RATE * MAX_WINDOW_S),
                                 max_seconds=MAX_WINDOW_S, tag=tag).start()
@@ -221,7 +223,7 @@ class FailoverDrills:
                         break
                     time.sleep(0.1)
                 client.stop()
-                fault.result(timeout=FAULT_TIMEOUT_S)
+                fault.result(timeout=scaled(FAULT_TIMEOUT_S))
             finally:  # Ctrl-C, SIGTERM, a failed fault, a timeout: the fault is undone
                 client.stop()
                 if fault is not None:

@@ -7,7 +7,7 @@ from ..core.console import info, say
 from ..core.errors import LabError
 from ..core.lab import check_provider_network
 from ..core.state import known_hosts_path, machines_dir, read_known_hosts, update_known_hosts
-from ..remote.connection import fingerprint
+from ..remote.connection import fingerprint, set_slowness
 from ..remote.parallel import HostResult, run_parallel
 from . import providers
 from .inventory import Inventory
@@ -16,6 +16,9 @@ from .snapshots import take_stage_snapshot
 from .vagrant import Vagrant
 
 VAGRANT_LINE = re.compile(r"^(==>|\s{4})\s?([\w-]+): ?(.*)$")
+# vagrant-libvirt's domain settings (`-- Memory: 512M`) and Vagrant's advice about a local
+# box without a version: shown with --verbose only.
+DETAIL_LINE = re.compile(r"^(-- |No version detected for |generating a local metadata |See https://www\.vagrantup\.com/docs/boxes/format)")
 
 
 class Machines:
@@ -24,6 +27,8 @@ class Machines:
         self._vagrant = None
         self.inventory = Inventory(lab, lambda: self.vagrant, self.states)
         self.machines_dir = machines_dir(lab)
+        in_use = providers.provider_in_use(lab.host_names, self.machines_dir)
+        set_slowness(max((providers.get(p).slowness() for p in in_use), default=1))
 
     @property
     def vagrant(self):
@@ -42,6 +47,7 @@ class Machines:
         started = time.monotonic()
         hosts = [h.name for h in self.lab.select(names)]
         provider = self.provider(requested_provider)
+        set_slowness(providers.get(provider).slowness())
         info(f"lab {self.lab.name}: booting {', '.join(hosts)} on {provider}")
         providers.get(provider).prepare(self, hosts)
         states = providers.get(provider).states(self)  # docker: one `docker ps`, not Vagrant's status
@@ -182,6 +188,8 @@ def echo_vagrant_line(line, verbose=False):
     marker, host, message = match.groups()
     if "--no-provision" in message and not verbose:
         return  # the lab has no Vagrant provisioners; `invoke provision` does that work
+    if DETAIL_LINE.match(message.strip()) and not verbose:
+        return
     if marker == "==>" or verbose:
         if message.strip():
             say(host, message.strip())

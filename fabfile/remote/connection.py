@@ -15,6 +15,21 @@ from ..core.errors import LabError
 CONNECT_TIMEOUT = 10
 KEEPALIVE_S = 5  # an SSH keepalive every 5 s: a host that stopped answering is noticed
 
+# How many times slower than a container the lab's hosts answer: 1 on docker, VirtualBox
+# and KVM; more for VMs under QEMU's software emulation. The machines layer sets it from
+# the lab's provider; every command, facts round trip and connect timeout is scaled by it.
+_slowness = 1.0
+
+
+def set_slowness(factor):
+    global _slowness
+    _slowness = max(1.0, float(factor))
+
+
+def scaled(seconds):
+    """A timeout sized for the lab's hosts (None stays None: no timeout)."""
+    return None if seconds is None else seconds * _slowness
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -89,6 +104,16 @@ class LabConnection(Connection):
 
     lab_host = ""  # the host's name in the lab, for messages
 
+    def run(self, command, **kwargs):
+        if kwargs.get("timeout") is not None:
+            kwargs["timeout"] = scaled(kwargs["timeout"])
+        return super().run(command, **kwargs)
+
+    def sudo(self, command, **kwargs):
+        if kwargs.get("timeout") is not None:
+            kwargs["timeout"] = scaled(kwargs["timeout"])
+        return super().sudo(command, **kwargs)
+
     def open(self):
         if not self.is_connected and not len(self.client.get_host_keys()):
             raise LabError("no SSH host key is recorded for it",
@@ -115,6 +140,7 @@ class LabConnection(Connection):
         Fabric's own stdin forwarding is made for typing (a byte every 10 ms); this is
         for files. Raises CommandTimedOut when the command is not done within `timeout`."""
         self.open()
+        timeout = scaled(timeout)
         channel = self.client.get_transport().open_session(timeout=timeout)
         try:
             channel.settimeout(timeout)
@@ -146,7 +172,7 @@ def connect(endpoint, connect_timeout=CONNECT_TIMEOUT):
     # An empty SSHConfig: the endpoint is the whole truth, ~/.ssh/config is not consulted.
     config = Config(ssh_config=paramiko.SSHConfig(), overrides={"run": {"in_stream": False}})
     connection = LabConnection(host=endpoint.hostname, port=endpoint.port, user=endpoint.user,
-                               connect_timeout=connect_timeout, config=config,
+                               connect_timeout=scaled(connect_timeout), config=config,
                                connect_kwargs={"pkey": private_key(endpoint.identity_files[0]),
                                                "look_for_keys": False, "allow_agent": False})
     connection.lab_host = endpoint.host

@@ -1,5 +1,10 @@
 """End-to-end tests: a real lab on the docker provider, booted once for the session and
-destroyed at the end. Tests run in file order: boot, provision, verify, lifecycle."""
+destroyed at the end. Tests run in file order: boot, provision, verify, lifecycle.
+
+HALAB_E2E_PROVIDERS (default `docker`) names the providers to test, e.g.
+`docker,libvirt`: libvirt's tests (test_0_libvirt.py) boot five VMs of their own, first
+and alone, and destroy them before the docker lab boots. `.ci/run` adds libvirt where
+QEMU boots a guest."""
 import json
 import os
 import subprocess
@@ -15,14 +20,18 @@ from fabfile.core.lab import load_lab
 # one machine never share a lab.
 LAB_FILE = Path(os.environ.get("HALAB_E2E_LAB_FILE") or Path(__file__).with_name("lab.yml"))
 INVOKE = [sys.executable, "-m", "invoke"]
+PROVIDERS = [p.strip() for p in os.environ.get("HALAB_E2E_PROVIDERS", "docker").split(",") if p.strip()]
+# The libvirt lab: VMs under QEMU, on their own name and subnet.
+LIBVIRT_LAB_FILE = Path(os.environ.get("HALAB_E2E_LIBVIRT_LAB_FILE") or Path(__file__).with_name("lab-libvirt.yml"))
 
 
 class LabCLI:
     """Runs the project's own commands against the test lab, as a user would."""
 
-    def __init__(self):
-        self.lab = load_lab(LAB_FILE)
-        self.env = dict(os.environ, LAB_FILE=str(LAB_FILE), VAGRANT_DEFAULT_PROVIDER="docker")
+    def __init__(self, lab_file=LAB_FILE, provider="docker"):
+        self.lab = load_lab(lab_file)
+        self.provider = provider
+        self.env = dict(os.environ, LAB_FILE=str(lab_file), VAGRANT_DEFAULT_PROVIDER=provider)
 
     def invoke(self, *args, check=True, timeout=900):
         result = subprocess.run([*INVOKE, *args], cwd=PROJECT_DIR, env=self.env, text=True,

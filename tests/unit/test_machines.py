@@ -268,25 +268,6 @@ def fake_run(returncodes, calls=None, stdout=""):
                            CalledProcessError=subprocess.CalledProcessError)
 
 
-def test_libvirt_usable(monkeypatch):
-    plugin = []
-    monkeypatch.setattr(libvirt, "glob", SimpleNamespace(glob=lambda pattern: plugin))
-    kvm = {"present": False}
-    monkeypatch.setattr(libvirt, "os", SimpleNamespace(path=SimpleNamespace(
-        expanduser=lambda p: p, exists=lambda p: kvm["present"])))
-    monkeypatch.setattr(libvirt, "shutil", SimpleNamespace(which=lambda name: "/usr/bin/" + name))
-    assert libvirt.LIBVIRT.usable() == (False, "the vagrant-libvirt plugin is not installed")
-    plugin.append("vagrant-libvirt-0.12.gemspec")
-    assert libvirt.LIBVIRT.usable()[1].startswith("/dev/kvm is missing")
-    kvm["present"] = True
-    monkeypatch.setattr(libvirt, "subprocess", fake_run(1))
-    assert libvirt.LIBVIRT.usable()[1].startswith("libvirtd does not answer")
-    monkeypatch.setattr(libvirt, "subprocess", fake_run(subprocess.TimeoutExpired("virsh", 10)))
-    assert libvirt.LIBVIRT.usable()[0] is False
-    monkeypatch.setattr(libvirt, "subprocess", fake_run(0))
-    assert libvirt.LIBVIRT.usable() == (True, "libvirt and KVM work")
-
-
 def test_virtualbox_usable(monkeypatch):
     found = {"VBoxManage": None}
     monkeypatch.setattr(virtualbox, "shutil", SimpleNamespace(which=lambda name: found[name]))

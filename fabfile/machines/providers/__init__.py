@@ -1,8 +1,10 @@
 """The providers, and which one runs the lab: the one asked for, the one the lab already
-uses, VirtualBox where it works, else Docker."""
+uses, VirtualBox where it works, libvirt where KVM boots a guest, else Docker (also where
+libvirt would run VMs only under software emulation: `--provider libvirt` asks for them)."""
 from ...core import config
 from ...core.errors import LabError
 from .docker import DOCKER
+from . import libvirt
 from .libvirt import LIBVIRT
 from .virtualbox import VIRTUALBOX
 
@@ -27,10 +29,27 @@ def provider_in_use(lab_hosts, machines_dir):
     return found
 
 
-def choose_provider(requested, in_use, usable, default=None):
+def default_provider(usable, accelerator):
+    """(provider, why) when nothing asks for one. `usable(name)` returns (ok, why);
+    `accelerator()` what boots a libvirt guest here ("kvm", "tcg", "none" or "")."""
+    if usable("virtualbox")[0]:
+        return "virtualbox", "VirtualBox works here"
+    if usable("libvirt")[0]:
+        accel = accelerator()
+        if accel == "kvm":
+            return "libvirt", "libvirt works here and KVM boots its guests"
+        if accel == "tcg":
+            return "docker", ("libvirt works here, but its VMs run only under software emulation "
+                              "(TCG, minutes per boot); `--provider libvirt` asks for them anyway")
+        return "docker", ("libvirt works here, but whether KVM boots a guest is not known yet "
+                          "(scripts/probe-accelerator.sh); `--provider libvirt` asks for VMs")
+    return "docker", "neither VirtualBox nor libvirt works here"
+
+
+def choose_provider(requested, in_use, usable, default=None, accelerator=None):
     """Pick the provider: `requested` wins, then the one already in use, then the
-    environment's default, then VirtualBox when `usable("virtualbox")` says so, else
-    docker. `usable(name)` returns (ok, why)."""
+    environment's default, then `default_provider`. `usable(name)` returns (ok, why);
+    `accelerator()` what boots a libvirt guest (the probe's kept answer by default)."""
     if requested and requested not in PROVIDERS:
         raise LabError(f"unknown provider {requested!r}", f"use one of: {', '.join(PROVIDERS)}")
     if len(in_use) > 1:
@@ -42,7 +61,7 @@ def choose_provider(requested, in_use, usable, default=None):
                        f"use --provider {current}, or `invoke destroy --yes` first")
     choice = requested or current or default or config.current().provider
     if not choice:
-        choice = "virtualbox" if usable("virtualbox")[0] else "docker"
+        choice, _ = default_provider(usable, accelerator or (lambda: libvirt.accelerator(probe=False)))
     ok, why = usable(choice)
     if not ok:
         raise LabError(f"provider {choice} is not usable: {why}", PROVIDERS[choice].install_fix)

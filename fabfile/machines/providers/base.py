@@ -61,6 +61,11 @@ class Provider:
     has_snapshots = False  # True: Vagrant's own snapshots serve, unless `snapshots()` says otherwise
     install_fix = ""
 
+    def slowness(self):
+        """How many times slower than a container this provider's hosts answer: every
+        SSH timeout is scaled by it (remote.connection.set_slowness)."""
+        return 1
+
     def usable(self):
         """(ok, why): whether this machine can run the provider now."""
         raise NotImplementedError
