@@ -92,6 +92,24 @@ def pair_facts():
     return [F.addresses(), F.service("haproxy"), F.service("keepalived"), F.vrrp_state(TRANSITIONS_LOG)]
 
 
+def parse_transition(line):
+    """{"at", "host", "state", ...} from a notify.sh line (its words key=value after the time)."""
+    at, _, rest = line.strip().partition(" ")
+    return {"at": at, **dict(w.split("=", 1) for w in rest.split() if "=" in w)}
+
+
+def transitions_logged():
+    """How many lines keepalived's notify script has logged: a bookmark to count from."""
+    return F.Fact(f"lines:{TRANSITIONS_LOG}", f"wc -l < {TRANSITIONS_LOG}",
+                  lambda text: int(text.strip() or 0))
+
+
+def transitions_after(bookmark):
+    """The transitions logged after the first `bookmark` lines, as parse_transition dicts."""
+    return F.Fact(f"after:{bookmark}:{TRANSITIONS_LOG}", f"tail -n +{int(bookmark) + 1} {TRANSITIONS_LOG}",
+                  lambda text: [parse_transition(line) for line in text.splitlines() if line.strip()])
+
+
 def vip_holders(lab, facts_by_host):
     """The balancers whose addresses include the VIP."""
     return [h.name for h in balancers(lab)
