@@ -35,6 +35,7 @@ PROGRESS_S = 60            # a progress line (and a look at the balancers' logs)
 BURN_MARGIN_S = 30         # the burners' own deadline: the soak's length plus this
 HEALTHY_TIMEOUT_S = 120    # the pair must be MASTER + BACKUP again within this after a change (TCG guests are slow)
 FACTS_TIMEOUT_S = 10
+RESTORE_ATTEMPTS = 2
 ADVERT_INT_RANGE = (0.01, 40.95)  # VRRPv3 counts advert_int in centiseconds, 12 bits
 ADVERT_WORD = F.config_words(KEEPALIVED_CONF, r"^\s*advert_int")
 
@@ -176,9 +177,17 @@ class Soak:
                            "see `invoke status`; `invoke provision --roles loadbalancer` restores the timers")
 
     def restore(self):
-        """Put the lab's configured timers back and check keepalived.conf says them."""
+        """Put the lab's configured timers back (a second try when the first fails: on a
+        swamped machine a facts round trip can time out) and check keepalived.conf says them."""
         info(f"soak: restoring the configured advert_int {self.settings['advert_int']:g}")
-        self.render(None)
+        for attempt in range(1, RESTORE_ATTEMPTS + 1):
+            try:
+                self.render(None)
+                break
+            except LabError as exc:
+                if attempt == RESTORE_ATTEMPTS:
+                    raise
+                error(f"soak: restoring failed ({exc.problem.splitlines()[0]}); trying again")
         words = self.gather(lambda h: [ADVERT_WORD])
         wanted = ("advert_int", f"{self.settings['advert_int']:g}")
         return all(f is not None and F.value(f, ADVERT_WORD) == wanted for f in words.values())
