@@ -45,6 +45,14 @@ def master_down_ms(advert_int, priority):
     return round((3 * advert_int + (256 - priority) * advert_int / 256) * 1000)
 
 
+def rendered_advert_int(words):
+    """The seconds of keepalived.conf's `advert_int N` line (None when it has none)."""
+    try:
+        return float(words[1]) if len(words) == 2 and words[0] == "advert_int" else None
+    except ValueError:
+        return None
+
+
 def per_hour(count, seconds):
     return round(count * 3600 / seconds, 1) if seconds > 0 else None
 
@@ -166,6 +174,7 @@ class Soak:
         lab = self.lab if advert_int is None else dataclasses.replace(
             self.lab, settings={**self.lab.settings, "loadbalancer": {**configured, "advert_int": advert_int}})
         self.connect()
+        self.applied = None  # unknown until the run succeeds: a failed one is restored too
         report = Provisioner(lab, self.connections).run()
         if report.failed:
             raise LabError(report.verdict(), "fix what it names, then `invoke provision --roles loadbalancer`")
@@ -189,8 +198,8 @@ class Soak:
                     raise
                 error(f"soak: restoring failed ({exc.problem.splitlines()[0]}); trying again")
         words = self.gather(lambda h: [ADVERT_WORD])
-        wanted = ("advert_int", f"{self.settings['advert_int']:g}")
-        return all(f is not None and F.value(f, ADVERT_WORD) == wanted for f in words.values())
+        return all(f is not None and rendered_advert_int(F.value(f, ADVERT_WORD)) == self.settings["advert_int"]
+                   for f in words.values())
 
     # --- one soak ---------------------------------------------------------------------
     def bookmarks(self):

@@ -57,6 +57,12 @@ def test_master_down_interval_and_rate():
     assert S.per_hour(0, 0) is None
 
 
+def test_the_rendered_advert_interval_is_read_as_seconds():
+    assert S.rendered_advert_int(("advert_int", "1.0")) == 1.0
+    assert S.rendered_advert_int(("advert_int", "0.2")) == 0.2
+    assert S.rendered_advert_int(()) is None and S.rendered_advert_int(("advert_int", "x")) is None
+
+
 def test_tasks_parse_the_advert_list():
     import tasks
     assert tasks.seconds_list("0.05, 0.1,0.2") == [0.05, 0.1, 0.2]
