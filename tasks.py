@@ -186,6 +186,44 @@ def bench(c, provider=None, repeat=3, json=None, html=None):
         raise Exit("bench: a failover drill failed (see the table)", code=1)
 
 
+def seconds_list(value):
+    """"0.05,0.1" -> [0.05, 0.1]; LabError on a word that is not a number."""
+    try:
+        return [float(v) for v in names(value)]
+    except ValueError:
+        raise LabError(f"--advert-int {value!r} is not a list of seconds", "write e.g. --advert-int 0.05,0.1,0.2")
+
+
+@task(help={"minutes": "how long to soak each setting (default 10)",
+            "advert_int": "comma-separated VRRP advert intervals in seconds to soak one after the other "
+                          "(default: the lab's configured one); the configured timers are put back at the end",
+            "no_burn": "leave the CPU idle (default: one busy process per core for the soak's length)",
+            "json": "also write the report as JSON to this path (after each setting)"})
+@lab_task
+def soak(c, minutes=10.0, advert_int=None, no_burn=False, json=None):
+    """Count the VRRP transitions no fault caused: every core busy, a light load through the VIP.
+
+    Exit status 1 when a false transition happened or the configured timers could not be put back."""
+    from fabfile.lifecycle.soak import soak as run_soak
+
+    def save(report):
+        if json:
+            write_json(json, report.as_json())
+    try:
+        with sigterm_as_interrupt():
+            report = run_soak(machines(), minutes, seconds_list(advert_int), burn=not no_burn, on_setting=save)
+    except KeyboardInterrupt:
+        raise Exit("soak interrupted: the CPU burners are stopped and the configured timers put back "
+                   "(see above)", code=130)
+    info(report.table())
+    if report.restored is False:
+        raise Exit("soak: the configured timers are not back: run `invoke provision --roles loadbalancer`", code=1)
+    if not report.passed:
+        raise Exit("soak: false VRRP transitions (see the table): these timers are too fast here", code=1)
+    info(f"soak: no false transition in {sum(r.minutes for r in report.runs):g} min "
+         f"on {report.provider} ({report.cores} cores, {report.burners} burner(s))")
+
+
 @task(help={"svg": "write the drawing as SVG to this path",
             "mermaid": "print the drawing as Mermaid text (for a README or a course page)",
             "live": "draw the lab's state too: who holds the VIP, services, backends in rotation"})
@@ -343,5 +381,5 @@ for verb, func in (("save", snapshot_save), ("restore", snapshot_restore),
                    ("list", snapshot_list), ("delete", snapshot_delete)):
     snapshot.add_task(func, name=verb)
 
-ns = Collection(up, provision, verify, failover, bench, status, watch, graph, ssh, run, logs, halt, reset,
+ns = Collection(up, provision, verify, failover, bench, soak, status, watch, graph, ssh, run, logs, halt, reset,
                 destroy, doctor, snapshot)

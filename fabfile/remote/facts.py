@@ -148,11 +148,17 @@ def parse_backends(text):
 
 
 def parse_vrrp_state(text):
-    """MASTER, BACKUP or FAULT from the last line of the keepalived notify log."""
-    for word in text.split():
-        if word.startswith("state="):
-            return word.split("=", 1)[1]
-    return "unknown"
+    """MASTER, BACKUP or FAULT from the latest of the keepalived notify log's last lines.
+    Latest by the time each line starts with, not by position: keepalived runs the notify
+    script of each transition without waiting for the last, so two transitions a few ms
+    apart on a busy machine can append their lines in the wrong order."""
+    latest = ("", "unknown")
+    for line in text.splitlines():
+        words = line.split()
+        states = [w.split("=", 1)[1] for w in words if w.startswith("state=")]
+        if states and (words[0], states[0]) >= latest:
+            latest = (words[0], states[0])
+    return latest[1]
 
 
 # --- the facts --------------------------------------------------------------------------------
@@ -224,7 +230,7 @@ def haproxy_backends(ip, stats_port):
 
 
 def vrrp_state(log_path):
-    return Fact("vrrp_state", f"tail -n 1 {log_path}", parse_vrrp_state)
+    return Fact("vrrp_state", f"tail -n 5 {log_path}", parse_vrrp_state)
 
 
 def config_words(path, pattern):

@@ -7,3 +7,13 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 for path in (PROJECT_DIR, PROJECT_DIR / "app"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_provider_in_use(monkeypatch):
+    """Unit tests never read which provider a lab on this machine runs on: settings that
+    depend on it (the VRRP timers) are those of an unknown provider unless a test says."""
+    monkeypatch.setattr("fabfile.roles.loadbalancer.lab_provider", lambda lab: None)

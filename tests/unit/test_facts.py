@@ -173,6 +173,11 @@ def test_parse_backends_when_haproxy_does_not_answer():
     ("2026-11-23T20:01:02.123+00:00 host=lb1 type=INSTANCE instance=VI_halab state=FAULT priority=150\n", "FAULT"),
     ("", "unknown"),                                            # no transition logged yet
     ("tail: cannot open '/var/log/x' for reading\n", "unknown"),
+    # two notify scripts a few ms apart appended out of order: the later time wins
+    ("2026-11-23T22:12:53.623+00:00 host=lb2 type=INSTANCE instance=VI_hsoak state=BACKUP priority=100\n"
+     "2026-11-23T22:12:53.626+00:00 host=lb2 type=INSTANCE instance=VI_hsoak state=MASTER priority=100\n"
+     "2026-11-23T22:13:19.736+00:00 host=lb2 type=INSTANCE instance=VI_hsoak state=BACKUP priority=100\n"
+     "2026-11-23T22:13:19.735+00:00 host=lb2 type=INSTANCE instance=VI_hsoak state=MASTER priority=100\n", "BACKUP"),
 ])
 def test_parse_vrrp_state(raw, state):
     assert F.parse_vrrp_state(raw) == state

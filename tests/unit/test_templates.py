@@ -184,7 +184,7 @@ def test_keepalived_master_instance():
     assert "vrrp_instance VI_halab {" in lines
     assert "state MASTER" in lines and "priority 150" in lines
     assert "interface eth1" in lines
-    assert "virtual_router_id 51" in lines and "advert_int 0.1" in lines
+    assert "virtual_router_id 51" in lines and "advert_int 1.0" in lines
     assert "unicast_src_ip 192.168.56.11" in lines
     peer_block = lines[lines.index("unicast_peer {") + 1]
     assert peer_block == "192.168.56.12"
@@ -252,7 +252,7 @@ def test_keepalived_gratuitous_arp_on_transition():
 
 def test_keepalived_explains_the_master_down_interval():
     # lb2, priority 100: 3 x 0.1 + (256 - 100) x 0.1 / 256 = 0.361 s
-    assert "= 0.361 s" in keepalived("lb2")
+    assert "= 0.361 s" in keepalived("lb2", overrides={"advert_int": 0.1})
 
 
 def test_keepalived_nopreempt_starts_both_as_backup():

@@ -3,6 +3,7 @@ uses, VirtualBox where it works, libvirt where KVM boots a guest, else Docker (a
 libvirt would run VMs only under software emulation: `--provider libvirt` asks for them)."""
 from ...core import config
 from ...core.errors import LabError
+from ...core.state import machines_dir
 from .docker import DOCKER
 from . import libvirt
 from .libvirt import LIBVIRT
@@ -27,6 +28,16 @@ def provider_in_use(lab_hosts, machines_dir):
             if (machines_dir / name / provider / "id").exists():
                 found.add(provider)
     return found
+
+
+def lab_provider(lab):
+    """The provider the lab's machines run on; before any exists, the environment's default
+    (VAGRANT_DEFAULT_PROVIDER); None when neither says (or the machines use several)."""
+    in_use = provider_in_use(lab.host_names, machines_dir(lab))
+    if in_use:
+        return next(iter(in_use)) if len(in_use) == 1 else None
+    wanted = config.current().provider
+    return wanted if wanted in PROVIDERS else None
 
 
 def default_provider(usable, accelerator):
