@@ -7,7 +7,7 @@ live file, reloaded when it changed. How it is proven: the checks at the end."""
 from ..core.errors import LabError
 from ..remote import facts as F
 from ..converge.steps import Directory, Packages, Service, Template
-from .base import Check, Role, register
+from .base import Check, Inbound, Role, register
 
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
@@ -106,6 +106,11 @@ class LoadBalancer(Role):
 
     def listeners(self, host, settings):
         return [("*", 80), (host.ip, settings["stats_port"])]
+
+    def inbound(self, lab, host, settings):
+        return [Inbound("HTTP", "tcp", 80), Inbound("HTTPS", "tcp", 443),
+                Inbound("VRRP adverts of the peer", "vrrp", None, (peer_of(lab, host).ip,)),
+                Inbound("HAProxy stats", "tcp", settings["stats_port"], (lab.gateway,))]
 
     def facts(self, ctx):
         return [F.addresses(), F.container()]

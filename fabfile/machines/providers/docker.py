@@ -286,6 +286,13 @@ class DockerProvider(Provider):
     def remove_leftovers(self, lab, machines_dir, found=None):
         return remove_lab_leftovers(lab, found if found is not None else self.survey(lab, machines_dir))
 
+    def console_argv(self, lab, host, command=None):
+        """`docker exec`: a root shell straight into the container, no network involved."""
+        name = container_name(lab, host)
+        if command:
+            return ["docker", "exec", name, "bash", "-c", command]
+        return ["docker", "exec", "-it", name, "bash", "-l"]
+
     def crash(self, machines, host):
         docker("kill", container_name(machines.lab, host))
         machines.inventory.invalidate([host])

@@ -4,7 +4,15 @@ import os
 import shutil
 import subprocess
 
+from ...core.errors import LabError
 from .base import Provider
+
+LIBVIRT_URI = "qemu:///system"
+
+
+def domain_name(lab, host):
+    """vagrant-libvirt's domain name: the Vagrantfile's default_prefix, then the machine."""
+    return f"{lab.name}-{host}"
 
 
 class LibvirtProvider(Provider):
@@ -27,6 +35,14 @@ class LibvirtProvider(Provider):
         if not ok:
             return False, "libvirtd does not answer (virsh -c qemu:///system version)"
         return True, "libvirt and KVM work"
+
+    def console_argv(self, lab, host, command=None):
+        """The guest's serial console (the box's kernel and getty speak on ttyS0)."""
+        if command:
+            raise LabError(f"{host}'s serial console is a login prompt; it cannot run one command",
+                           f"open it without --command (invoke console {host}), log in as vagrant, "
+                           "and leave with Ctrl-]")
+        return ["virsh", "-c", LIBVIRT_URI, "console", domain_name(lab, host)]
 
 
 LIBVIRT = LibvirtProvider()
