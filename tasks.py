@@ -143,7 +143,7 @@ def verify(c, json=None):
     if verdict.matrix:
         from rich.console import Console
         info("")
-        Console().print(verdict.matrix_table())
+        Console(width=None if sys.stdout.isatty() else 160).print(verdict.matrix_table())
     if json:
         write_json(json, verdict.as_json())
     if not verdict.passed:

@@ -17,7 +17,10 @@ from ..roles import role_of
 from ..roles.firewall import SSH_PORT, host_inbound
 from .netsafety import ensure_local_route
 
-PROBE_TIMEOUT_S = 1   # a LAN connect answers in well under a millisecond; the firewall refuses at once
+# An open port answers a connect in well under a millisecond and the firewall refuses a
+# closed one at once (TCP reset), so the bound only matters for a host that does not answer
+# at all; it is generous because a loaded host may take a while to start the probe's bash.
+PROBE_TIMEOUT_S = 3
 LAB_HOST = "host"     # the lab's host (this machine) as a source
 
 
@@ -191,7 +194,7 @@ def rich_table(lab, paths):
     table = Table(title="port matrix (TCP connects, from each column to each row)",
                   title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, overflow="fold")
     for row in table_rows:
         cells = [Text(row[0])]
         for cell in row[1:]:

@@ -272,6 +272,7 @@ def test_probes_run_at_once_and_bounded_from_each_host():
     fact = PM.probe_fact(LAB, LAB.host("lb1"))
     assert fact.command.count("&") == 10 and fact.command.endswith(" wait")
     assert f"timeout {PM.PROBE_TIMEOUT_S} bash -c ': > /dev/tcp/192.168.64.41/3306'" in fact.command
+    assert PM.PROBE_TIMEOUT_S <= 5
     assert "/dev/tcp/192.168.64.11/" not in fact.command  # not itself
     assert PM.parse_probes("192.168.64.41:3306 1\n192.168.64.21:80 0\nnoise\n") == {
         "192.168.64.41:3306": 1, "192.168.64.21:80": 0}
