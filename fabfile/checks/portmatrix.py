@@ -5,9 +5,11 @@ What should be open comes from the roles' own data: a port is expected open from
 when the host's role listens on it (SSH always listens) and one of the host's Inbound
 records lets the source in. A port another role adds (HTTPS, an exporter) therefore shows
 up here with no change to this module. The probes are TCP connects, bounded in time: from
-each lab host all at once in its one facts round trip (bash's /dev/tcp under `timeout`),
+each lab host all at once in its one facts round trip (one bash, a fork per connect to
+/dev/tcp, under `timeout`),
 from this machine in threads, after the route check."""
 import ipaddress
+import shlex
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,13 +79,19 @@ def parse_probes(text):
     return found
 
 
+def probe_command(addresses):
+    """One bash that forks a TCP connect per `ip:port` (no program started per probe) and
+    prints `ip:port 0` when it connected, `ip:port 1` when refused; the whole is bounded by
+    PROBE_TIMEOUT_S, and an address with no line did not answer."""
+    script = ("for t in " + " ".join(addresses) + "; do "
+              '( (: > "/dev/tcp/${t%:*}/${t#*:}") 2>/dev/null && echo "$t 0" || echo "$t 1" ) & done; wait')
+    return f"timeout {PROBE_TIMEOUT_S} bash -c {shlex.quote(script)}"
+
+
 def probe_fact(lab, host):
-    """Every target of the other hosts probed from `host` at once: exit 0 connected,
-    124 no answer within PROBE_TIMEOUT_S, anything else refused."""
-    jobs = " ".join(
-        f"(timeout {PROBE_TIMEOUT_S} bash -c ': > /dev/tcp/{t.ip}/{t.port}' 2>/dev/null; echo {t.address} $?) &"
-        for t in targets(lab) if t.host != host.name)
-    return F.Fact("port_probes", f"{jobs} wait", parse_probes)
+    """Every port of the other hosts probed from `host` at once."""
+    return F.Fact("port_probes", probe_command([t.address for t in targets(lab) if t.host != host.name]),
+                  parse_probes)
 
 
 def words(status):
@@ -117,7 +125,7 @@ def judge(lab, source, source_ip, statuses):
         if target.host == source:
             continue
         expected = "open" if target.allows(source_ip) else "closed"
-        status = None if statuses is None else statuses.get(target.address)
+        status = None if statuses is None else statuses.get(target.address, 124)
         how = "not probed (source unreachable)" if status is None else words(status)
         observed = "open" if status == 0 else "closed"
         paths.append(Path(source, target.host, target.port, target.service, expected, observed, how))

@@ -270,12 +270,31 @@ def test_a_scaled_tier_opens_its_paths():
 
 def test_probes_run_at_once_and_bounded_from_each_host():
     fact = PM.probe_fact(LAB, LAB.host("lb1"))
-    assert fact.command.count("&") == 10 and fact.command.endswith(" wait")
-    assert f"timeout {PM.PROBE_TIMEOUT_S} bash -c ': > /dev/tcp/192.168.64.41/3306'" in fact.command
-    assert PM.PROBE_TIMEOUT_S <= 5
-    assert "/dev/tcp/192.168.64.11/" not in fact.command  # not itself
+    assert fact.command.startswith(f"timeout {PM.PROBE_TIMEOUT_S} bash -c ") and PM.PROBE_TIMEOUT_S <= 5
+    assert "192.168.64.41:3306" in fact.command and "& done; wait" in fact.command
+    assert "192.168.64.11:" not in fact.command  # not itself
+    assert fact.command.count("192.168.64.") == 10
     assert PM.parse_probes("192.168.64.41:3306 1\n192.168.64.21:80 0\nnoise\n") == {
         "192.168.64.41:3306": 1, "192.168.64.21:80": 0}
+
+
+def test_the_probe_script_really_connects_and_reports_refusals():
+    """The script itself, run here against this machine's loopback only: a listening port
+    answers 0, a closed one 1, each on its own line."""
+    import socket
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        command = PM.probe_command([f"127.0.0.1:{port}", "127.0.0.1:1"])
+        out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=10).stdout
+    found = PM.parse_probes(out)
+    assert found[f"127.0.0.1:{port}"] == 0 and found["127.0.0.1:1"] == 1
+
+
+def test_a_probe_without_an_answer_reads_closed_and_says_so():
+    paths = PM.judge(LAB, "lb1", LAB.host("lb1").ip, {})
+    assert all(p.observed == "closed" and p.how == "no answer" for p in paths)
 
 
 def test_the_matrix_judges_each_path_and_names_what_differs():
