@@ -80,6 +80,28 @@ def ssh(c, host, command=None):
     exec_ssh(machines().ssh_argv(host, command))
 
 
+@task(help={"host": "the host to get into", "command": "run this command instead of a shell (docker only)"})
+@lab_task
+def console(c, host, command=None):
+    """A shell on HOST that needs neither the lab's network nor SSH: the way back in after
+    a firewall shut you out. `docker exec` on docker, the serial console on libvirt; on
+    VirtualBox it says what VirtualBox offers. `invoke provision` then restores the lab's rules."""
+    argv = machines().console_argv(host, command)
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
+@task(help={"host": "the host whose firewall to replace",
+            "ruleset": "an nftables file that defines `table inet halab` (and nothing else)"})
+@lab_task
+def firewall(c, host, ruleset):
+    """Load your own ruleset on HOST the safe way: checked with `nft -c`, loaded atomically,
+    and rolled back by itself unless a new SSH connection still gets in within a few seconds.
+    It lasts until `invoke provision` (which restores the lab's) or a reboot."""
+    from fabfile.lifecycle.firewall import apply_ruleset
+    apply_ruleset(machines(), host, ruleset)
+
+
 @task(help={"command": "the shell command to run", "hosts": HOSTS_HELP, "roles": ROLES_HELP,
             "sudo": "run it as root", "timeout": "give up on a host after this many seconds (default 300)"})
 @lab_task
@@ -118,6 +140,10 @@ def verify(c, json=None):
     from fabfile.checks.verify import verify as run_verify
     verdict = run_verify(machines())
     info(verdict.table())
+    if verdict.matrix:
+        from rich.console import Console
+        info("")
+        Console(width=None if sys.stdout.isatty() else 160).print(verdict.matrix_table())
     if json:
         write_json(json, verdict.as_json())
     if not verdict.passed:
@@ -381,5 +407,5 @@ for verb, func in (("save", snapshot_save), ("restore", snapshot_restore),
                    ("list", snapshot_list), ("delete", snapshot_delete)):
     snapshot.add_task(func, name=verb)
 
-ns = Collection(up, provision, verify, failover, bench, soak, status, watch, graph, ssh, run, logs, halt, reset,
-                destroy, doctor, snapshot)
+ns = Collection(up, provision, verify, failover, bench, soak, status, watch, graph, ssh, console, firewall, run,
+                logs, halt, reset, destroy, doctor, snapshot)

@@ -3,29 +3,37 @@ from outside as a user would (a page and a note through the VIP). Every check is
 for what it proves and says in one line what it found."""
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from ..core.console import table
 from ..remote import facts as F
-from ..roles import ROLES, Check, role_of
+from ..roles import ROLES, Check, firewall, role_of
 from ..roles.db import notes_table
+from . import portmatrix
 from .http import request
 from .netsafety import ensure_local_route
 
 INSIDE_TIMEOUT_S = 15
 
 
+def host_facts(lab, host):
+    """Everything verify asks a host, in one round trip: its role's facts, its firewall's,
+    and its probes of the other hosts' ports."""
+    return [*role_of(host).check_facts(lab, host), *firewall.check_facts(), portmatrix.probe_fact(lab, host)]
+
+
 def host_checks(lab, host, connection):
-    """(checks, facts) of one host: its facts in one round trip, judged by its role."""
+    """(checks, facts) of one host: its facts and its probes of the other hosts' ports in
+    one round trip, judged by its role and its firewall."""
     role = role_of(host)
     started = time.monotonic()
     try:
-        facts = F.gather(connection, role.check_facts(lab, host), timeout=INSIDE_TIMEOUT_S)
+        facts = F.gather(connection, host_facts(lab, host), timeout=INSIDE_TIMEOUT_S)
     except Exception as exc:  # unreachable, frozen: this host's row says so
         return [Check("host reachable", host.name, False, f"{type(exc).__name__}: {exc}".strip(),
                       time.monotonic() - started)], None
     reachable = Check("host reachable", host.name, True, "SSH answered", time.monotonic() - started)
-    return [reachable, *role.checks(lab, host, facts)], facts
+    return [reachable, *role.checks(lab, host, facts), *firewall.checks(host, facts)], facts
 
 
 def outside_checks(lab, find_note):
@@ -92,8 +100,9 @@ def verify(machines):
 
     facts_by_host = {}
     hosts = [h for h in lab.hosts if h.name in connections]
-    with ThreadPoolExecutor(max_workers=len(hosts) + 1) as pool:
+    with ThreadPoolExecutor(max_workers=len(hosts) + 2) as pool:
         outside = pool.submit(outside_checks, lab, find_note)
+        from_here = pool.submit(portmatrix.probe_from_here, lab)
         for host, (produced, facts) in zip(hosts, pool.map(lambda h: host_checks(lab, h, connections[h.name]),
                                                              hosts)):
             if facts is not None:
@@ -102,17 +111,26 @@ def verify(machines):
         for role in ROLES.values():
             checks += role.lab_checks(lab, facts_by_host)
         checks += outside.result()
-    return Verdict(checks, time.monotonic() - started)
+        probes = {name: F.value(facts, portmatrix.probe_fact(lab, lab.host(name)))
+                  for name, facts in facts_by_host.items()}
+        paths = portmatrix.matrix(lab, probes, from_here.result())
+    return Verdict(checks, time.monotonic() - started, paths, lab)
 
 
 @dataclass
 class Verdict:
     checks: list
     seconds: float
+    matrix: list = field(default_factory=list)  # portmatrix.Path, every one probed
+    lab: object = None
 
     @property
     def passed(self):
-        return all(c.passed for c in self.checks)
+        return all(c.passed for c in self.checks) and all(p.passed for p in self.matrix)
+
+    def matrix_table(self):
+        """The port matrix as a rich renderable (None when there is none)."""
+        return portmatrix.rich_table(self.lab, self.matrix) if self.matrix else None
 
     def table(self):
         rows = [["PASS" if c.passed else "FAIL", c.host, c.name, c.detail] for c in self.checks]
@@ -120,11 +138,17 @@ class Verdict:
 
     def summary(self):
         failed = [c for c in self.checks if not c.passed]
-        if not failed:
-            return f"verify: all {len(self.checks)} checks passed in {self.seconds:.1f}s"
-        return (f"verify: {len(failed)} of {len(self.checks)} checks FAILED in {self.seconds:.1f}s: "
-                + "; ".join(f"{c.host}: {c.name}" for c in failed))
+        wrong = [p for p in self.matrix if not p.passed]
+        paths = f", {len(self.matrix)} paths as expected" if self.matrix and not wrong else ""
+        if not failed and not wrong:
+            return f"verify: all {len(self.checks)} checks passed{paths} in {self.seconds:.1f}s"
+        problems = [f"{c.host}: {c.name}" for c in failed] + \
+            [f"{p.source} -> {p.to}:{p.port} {p.observed}, expected {p.expected}" for p in wrong]
+        counts = [f"{len(failed)} of {len(self.checks)} checks FAILED"] if failed else []
+        counts += [f"{len(wrong)} of {len(self.matrix)} paths not as expected"] if wrong else []
+        return f"verify: {' and '.join(counts)} in {self.seconds:.1f}s: " + "; ".join(problems)
 
     def as_json(self):
         return {"passed": self.passed, "seconds": round(self.seconds, 2),
-                "checks": [dict(asdict(c), seconds=round(c.seconds, 3)) for c in self.checks]}
+                "checks": [dict(asdict(c), seconds=round(c.seconds, 3)) for c in self.checks],
+                "matrix": portmatrix.as_json(self.matrix)}

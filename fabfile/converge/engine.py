@@ -11,7 +11,10 @@ from invoke.exceptions import CommandTimedOut
 from ..core.console import say
 from ..core.errors import LabError, step_failed
 from ..remote import facts as F
+from ..remote.connection import InputResult
 from .steps import Await
+
+FRESH_CONNECT_TIMEOUT_S = 3  # a new SSH connection on a LAN: well under a second
 
 
 @dataclass
@@ -34,16 +37,33 @@ class HostRun:
             return self.connection.run_input(wrapped, stdin, timeout)
         return self.connection.run(wrapped, hide=True, warn=True, in_stream=False, timeout=timeout)
 
+    def sudo_fresh(self, command, timeout=60, stdin=b""):
+        """`sudo` over a new SSH connection, closed afterwards; a connection that cannot be
+        opened is a result like a failed command's (exit 255), not an exception."""
+        try:
+            fresh = self.connection.fresh(FRESH_CONNECT_TIMEOUT_S)
+        except Exception as exc:  # refused, timed out, reset: the answer we look for
+            return InputResult("", f"no new SSH connection: {type(exc).__name__}: {exc}".strip(), 255)
+        try:
+            return HostRun(self.name, self.role, fresh).sudo(command, timeout, stdin)
+        except Exception as exc:
+            return InputResult("", f"the new SSH connection failed: {type(exc).__name__}: {exc}".strip(), 255)
+        finally:
+            fresh.close()
+
     def act(self, action, step):
         """Run one planned action; on failure clean up and raise a LabError naming the step."""
-        result = self.sudo(action.command, action.timeout, action.stdin)
+        runner = self.sudo_fresh if action.fresh_connection else self.sudo
+        result = runner(action.command, action.timeout, action.stdin)
         if result.exited == 0:
             return result
+        if action.settle:
+            time.sleep(action.settle)
         if action.cleanup:
-            self.sudo(action.cleanup)
+            runner(action.cleanup)
         said = (result.stderr + result.stdout).strip()
         if action.diagnose:
-            said += "\n" + self.sudo(action.diagnose).stdout.strip()
+            said += "\n" + runner(action.diagnose).stdout.strip()
         shown = action.shown or (action.command if len(action.command) < 160 else action.command[:150] + " ...")
         message = action.failure or f"`{shown}` exited {result.exited}:"
         raise step_failed(step, f"{message}\n{said}" + (f"\n  hint: {action.hint}" if action.hint else ""))

@@ -27,6 +27,8 @@ class Action:
     failure: str = ""
     reports: str = ""  # the command says `<reports> changed` or `<reports> ok` itself
     stdin: bytes = b""  # sent on standard input: file contents (secrets) never stand in a command line
+    fresh_connection: bool = False  # run on a new SSH connection (proof that one still gets in); after
+    settle: float = 0               # a failure, wait this long, then run cleanup and diagnose on a new one too
 
 
 @dataclass

@@ -15,8 +15,9 @@ from ..roles import host_plan
 
 
 class Provisioner:
-    def __init__(self, lab, connections, dry_run=False):
+    def __init__(self, lab, connections, dry_run=False, ssh_sources=None):
         self.lab = lab
+        self.ssh_sources = ssh_sources or {}  # {host: where it sees our SSH come from}
         self.connections = connections
         self.dry_run = dry_run
         self.done = {name: threading.Event() for name in connections}
@@ -36,7 +37,7 @@ class Provisioner:
         plans = {}
         for name in self.connections:
             host = self.lab.host(name)
-            plans[name] = host_plan(self.lab, host, secrets)
+            plans[name] = host_plan(self.lab, host, secrets, self.ssh_sources.get(name, ""))
             self.runs[name] = HostRun(name, host.role, self.connections[name], self.dry_run, self.wait_for_roles)
 
         def work(name):
@@ -119,7 +120,13 @@ def provision(machines, hosts, dry_run=False):
         boot_stopped(machines, hosts)
     connections = machines.connections(hosts)
     info(f"lab {lab.name}: {'dry run over' if dry_run else 'provisioning'} {', '.join(connections)}")
-    report = Provisioner(lab, connections, dry_run=dry_run).run()
+    ssh_sources = machines.ssh_sources(hosts)
+    unknown = [name for name in connections if not ssh_sources.get(name)]
+    if unknown:
+        raise LabError(f"where {', '.join(unknown)} see(s) this machine's SSH come from is not known "
+                       "(no route to its SSH endpoint); the firewall would shut it out",
+                       "run `invoke up` again (it refreshes the SSH endpoints)")
+    report = Provisioner(lab, connections, dry_run=dry_run, ssh_sources=ssh_sources).run()
     info(report.table())
     if not dry_run and not report.failed:
         # The hosts that changed, and those that lack the snapshot where asking is cheap

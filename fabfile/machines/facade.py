@@ -115,6 +115,27 @@ class Machines:
         argv = ["ssh", "-F", str(self.inventory.cache_path), *strict] + (["-t"] if tty else []) + [host]
         return argv + (["--", command] if command else [])
 
+    def current_provider(self):
+        """The provider object of the lab's machines (the default choice when none exist)."""
+        in_use = providers.provider_in_use(self.lab.host_names, self.machines_dir)
+        return providers.get(next(iter(in_use)) if len(in_use) == 1 else self.provider())
+
+    def ssh_sources(self, hosts):
+        """{host: the address it sees the lab's SSH come from} for the running hosts."""
+        provider = self.current_provider()
+        endpoints = self.inventory.endpoints()
+        return {h.name: provider.ssh_source(endpoints[h.name]) for h in hosts if h.name in endpoints}
+
+    def console_argv(self, host, command=None):
+        """A shell on HOST that needs neither the lab's network nor SSH (see the providers)."""
+        self.lab.host(host)
+        provider = self.current_provider()
+        argv = provider.console_argv(self.lab, host, command)
+        state = self.states().get(host, ("not created",))[0]
+        if state != "running":
+            raise LabError(f"{host} is {state}", f"boot it: invoke up --hosts {host}")
+        return argv
+
     def connections(self, hosts):
         """{name: Connection} of hosts; LabError naming the hosts that are not running."""
         connections, down = self.inventory.connections(hosts)

@@ -135,6 +135,15 @@ class LabConnection(Connection):
             transport.set_keepalive(KEEPALIVE_S)
         return result
 
+    def fresh(self, connect_timeout=CONNECT_TIMEOUT):
+        """A new, open connection to the same endpoint: proof that one still gets in."""
+        connection = LabConnection(host=self.host, port=self.port, user=self.user,
+                                   connect_timeout=connect_timeout, config=self.config,
+                                   connect_kwargs=dict(self.connect_kwargs, banner_timeout=connect_timeout,
+                                                       auth_timeout=connect_timeout))
+        connection.open()
+        return connection
+
     def run_input(self, command, data, timeout):
         """Run `command` with `data` (bytes) on its standard input, then end of input.
         Fabric's own stdin forwarding is made for typing (a byte every 10 ms); this is

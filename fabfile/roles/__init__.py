@@ -2,7 +2,7 @@
 files, services, listeners, the steps that build it, the checks that prove it). A new
 role is one module here, its templates under templates/<role>/, and its name in
 core.lab.ROLE_COUNTS."""
-from . import common
+from . import common, firewall
 from .app import APP
 from .base import Check, Inbound, RoleContext, all_services
 from .db import DB
@@ -16,15 +16,16 @@ def role_of(host):
     return ROLES[host.role]
 
 
-def host_context(lab, host, secrets):
-    return RoleContext(lab, host, role_of(host).settings(lab), secrets)
+def host_context(lab, host, secrets, ssh_source=""):
+    return RoleContext(lab, host, role_of(host).settings(lab), secrets, ssh_source)
 
 
-def host_plan(lab, host, secrets):
-    """(steps, extra facts) that make `host`: the common steps, then its role's."""
-    ctx = host_context(lab, host, secrets)
+def host_plan(lab, host, secrets, ssh_source=""):
+    """(steps, extra facts) that make `host`: the common steps, its firewall, then its
+    role's. `ssh_source`: where the host sees the lab's SSH come from."""
+    ctx = host_context(lab, host, secrets, ssh_source)
     role = role_of(host)
-    return common.steps(ctx) + role.steps(ctx), role.facts(ctx)
+    return common.steps(ctx) + firewall.steps(ctx) + role.steps(ctx), role.facts(ctx)
 
 
-__all__ = ["ROLES", "Check", "Inbound", "RoleContext", "all_services", "role_of", "host_context", "host_plan"]
+__all__ = ["ROLES", "Check", "Inbound", "firewall", "RoleContext", "all_services", "role_of", "host_context", "host_plan"]

@@ -2,7 +2,7 @@
 unprivileged user, on the private IP, against the database host."""
 from ..core.config import PROJECT_DIR
 from ..converge.steps import Await, Command, Directory, File, Packages, Service, Template, User
-from .base import Role, register
+from .base import Inbound, Role, register
 from .db import DB
 
 APP_SOURCE = PROJECT_DIR / "app" / "notes_app.py"
@@ -39,6 +39,9 @@ class App(Role):
 
     def listeners(self, host, settings):
         return [(host.ip, settings["app_port"])]
+
+    def inbound(self, lab, host, settings):
+        return [Inbound("Gunicorn", "tcp", settings["app_port"], tuple(h.ip for h in lab.with_role("web")))]
 
     def steps(self, ctx):
         s = ctx.settings

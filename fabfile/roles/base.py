@@ -39,6 +39,7 @@ class RoleContext:
     host: object
     settings: dict
     secrets: dict
+    ssh_source: str = ""  # the address this host sees the lab's SSH come from (the firewall lets it in)
 
     def template_context(self, **extra):
         """What every template sees: lab, host, hosts (role -> hosts), the role's settings."""

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from ..converge.steps import Command, Packages, Service, Template
 from ..remote import facts as F
-from .base import Check, Role, register
+from .base import Check, Inbound, Role, register
 
 CONF = "/etc/mysql/mariadb.conf.d/60-halab.cnf"
 GRANTS = "/etc/mysql/halab-grants.sql"
@@ -50,6 +50,9 @@ class Database(Role):
 
     def listeners(self, host, settings):
         return [(host.ip, settings["db_port"])]
+
+    def inbound(self, lab, host, settings):
+        return [Inbound("MariaDB", "tcp", settings["db_port"], tuple(h.ip for h in lab.with_role("app")))]
 
     def check_facts(self, lab, host):
         return [*super().check_facts(lab, host), account_hosts(self.settings(lab))]

@@ -8,7 +8,7 @@ from ..core.errors import LabError
 from ..machines.providers import lab_provider
 from ..remote import facts as F
 from ..converge.steps import Directory, Packages, Service, Template
-from .base import Check, Role, register
+from .base import Check, Inbound, Role, register
 
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
@@ -153,6 +153,11 @@ class LoadBalancer(Role):
 
     def listeners(self, host, settings):
         return [("*", 80), (host.ip, settings["stats_port"])]
+
+    def inbound(self, lab, host, settings):
+        return [Inbound("HTTP", "tcp", 80), Inbound("HTTPS", "tcp", 443),
+                Inbound("VRRP adverts of the peer", "vrrp", None, (peer_of(lab, host).ip,)),
+                Inbound("HAProxy stats", "tcp", settings["stats_port"], (lab.gateway,))]
 
     def facts(self, ctx):
         return [F.addresses(), F.container()]

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from ..converge.steps import Absent, Directory, Link, Packages, Service, Template
 from ..remote import facts as F
 from .app import APP
-from .base import Check, Role, register
+from .base import Check, Inbound, Role, register
 
 SITE = "/etc/nginx/sites-available/halab"
 SITE_LINK = "/etc/nginx/sites-enabled/halab"
@@ -88,6 +88,10 @@ class Web(Role):
 
     def listeners(self, host, settings):
         return [("*", 80)]
+
+    def inbound(self, lab, host, settings):
+        """HTTP from the balancers (their own addresses, and the VIP they may send from)."""
+        return [Inbound("Nginx", "tcp", 80, (*(h.ip for h in lab.with_role("loadbalancer")), lab.vip))]
 
     def check_facts(self, lab, host):
         port = self.settings(lab)["app_port"]

@@ -167,6 +167,23 @@ def test_verify_names_the_web_host_whose_upstream_lacks_an_app_host(scaled, tmp_
     scaled.invoke("verify")
 
 
+def test_scaling_a_tier_updates_every_ruleset_that_depends_on_it(scaled, tmp_path):
+    """web2 and app2 are let in where their tier is, and nowhere else: verify's port matrix
+    from every host, and db1's table in the kernel."""
+    result, verdict = verify(scaled, tmp_path / "matrix.json")
+    assert result.returncode == 0, json.dumps(failed_checks(verdict))
+    observed = {(p["from"], p["to"], p["port"]): p["observed"] for p in verdict["matrix"]}
+    assert all(p["passed"] for p in verdict["matrix"])
+    for path, state in [(("web2", "app1", 8000), "open"), (("web2", "app2", 8000), "open"),
+                        (("web1", "app2", 8000), "open"), (("app2", "db1", 3306), "open"),
+                        (("lb2", "web2", 80), "open"), (("web2", "db1", 3306), "closed"),
+                        (("app2", "web2", 80), "closed"), (("host", "app2", 8000), "closed")]:
+        assert observed[path] == state, path
+    app1, app2 = scaled.lab.host("app1").ip, scaled.lab.host("app2").ip
+    table = scaled.run("sudo nft list table inet halab", "--hosts", "db1").stdout
+    assert f"ip saddr {{ {app1}, {app2} }} tcp dport 3306 accept" in table, table
+
+
 def test_removing_app2_from_lab_yml_drops_its_account_and_the_second_run_changes_nothing(scaled, tmp_path):
     app1, app2 = scaled.lab.host("app1").ip, scaled.lab.host("app2").ip
     assert sql(scaled, ACCOUNTS_SQL) == sorted([app1, app2])

@@ -105,7 +105,9 @@ def test_every_service_step_of_a_host_is_checked_on_the_facts_provision_plans_fr
     ask must be the very ones the Service steps plan from."""
     for host in SCALED_LAB.hosts:
         steps, _ = host_plan(SCALED_LAB, host, SECRETS)
-        planned_from = [loaded_files(s.unit, s.reload_on, s.restart_on)[0] for s in steps if isinstance(s, Service)]
+        # The firewall's unit is proven by verify's firewall checks (its table as loaded).
+        planned_from = [loaded_files(s.unit, s.reload_on, s.restart_on)[0] for s in steps
+                        if isinstance(s, Service) and s.unit != "halab-firewall"]
         asked = [f for f in role_of(host).check_facts(SCALED_LAB, host) if f.key.startswith("loaded:")]
         assert asked == planned_from and "loaded:halab-hosts" in [f.key for f in asked]
 
@@ -142,6 +144,7 @@ def web_raw(lab, web, app2_answer):
     raw = {f"service:{u}": "enabled active" if u == "nginx" else "disabled inactive"
            for u in ("haproxy", "keepalived", "nginx", "halab-app", "mariadb")}
     raw.update({"listeners": "LISTEN 0 511 0.0.0.0:80 0.0.0.0:*", "loaded:halab-hosts": "a b\na\nb",
+                "service:halab-firewall": "enabled active", "firewall:loaded": "c\nc",
                 "loaded:nginx": "a b\na\nb",
                 UPSTREAM_LINES.key: "\n".join(f"    server {a.ip}:8000 max_fails=2 fail_timeout=5s;"
                                               for a in lab.with_role("app"))})
@@ -154,7 +157,7 @@ def test_an_app_host_with_a_wrong_database_password_is_named_from_every_web_host
     checks = []
     for name in ("web1", "web2"):
         web = SCALED_LAB.host(name)
-        connection = FakeConnection(role_of(web).check_facts(SCALED_LAB, web), web_raw(SCALED_LAB, web, DENIED))
+        connection = FakeConnection(V.host_facts(SCALED_LAB, web), web_raw(SCALED_LAB, web, DENIED))
         produced, _ = V.host_checks(SCALED_LAB, web, connection)
         assert connection.calls == 1  # every fact of the host in one round trip
         checks += produced
@@ -168,8 +171,7 @@ def test_an_app_host_with_a_wrong_database_password_is_named_from_every_web_host
 
 def test_a_healthy_app_tier_passes_from_every_web_host():
     web = SCALED_LAB.host("web2")
-    connection = FakeConnection(role_of(web).check_facts(SCALED_LAB, web),
-                                web_raw(SCALED_LAB, web, HEALTHY % "app2"))
+    connection = FakeConnection(V.host_facts(SCALED_LAB, web), web_raw(SCALED_LAB, web, HEALTHY % "app2"))
     checks, _ = V.host_checks(SCALED_LAB, web, connection)
     assert all(c.passed for c in checks), [c for c in checks if not c.passed]
 

@@ -214,6 +214,9 @@ class FakeMachines:
         self.asked.append([h.name for h in hosts])
         return connections([h.name for h in hosts])
 
+    def ssh_sources(self, hosts):
+        return {h.name: "172.17.0.1" for h in hosts}
+
 
 @pytest.mark.parametrize("changed, failures, dry_run, snapshot", [
     ({"web1": 2}, {}, False, True),

@@ -83,9 +83,13 @@ LISTENING = {"loadbalancer": lambda h: ss("0.0.0.0:80", f"{h.ip}:8404"), "web": 
              "app": lambda h: ss(f"{h.ip}:8000"), "db": lambda h: ss(f"{h.ip}:3306")}
 
 
+FIREWALL_HEALTHY = {"service:halab-firewall": "enabled active", "firewall:loaded": "ccc\nccc"}
+
+
 def healthy_raw(lab, host, vip=None, state=None):
     role = role_of(host)
     raw = {f"service:{u}": "enabled active" if u in role.services else "disabled inactive" for u in all_services()}
+    raw.update(FIREWALL_HEALTHY)
     raw["addresses"] = ip_addr(host.ip, vip if vip is not None else host.name == "lb1")
     raw["listeners"] = LISTENING[host.role](host)
     for unit in ("halab-hosts", *role.services):

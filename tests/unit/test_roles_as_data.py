@@ -39,6 +39,16 @@ PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFAKEFAKEFAKE halab-lab"
 SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": (PRIVATE_KEY, PUBLIC_KEY)}
 # recorded "reload restart" hashes, then the current ones: equal, nothing stale
 LOADED_CONVERGED = "aaa bbb\naaa\nbbb"
+SSH_SOURCE = "172.17.0.1"  # where the hosts see Vagrant's SSH come from (Docker's default bridge)
+# Every host's firewall, converged, for the cases that are about something else.
+FIREWALL_CONVERGED = {
+    "packages:nftables": "nftables=installed",
+    "file:/etc/halab/firewall.nft": CONVERGED,
+    "firewall:loaded": "ccc\nccc",
+    "file:/etc/systemd/system/halab-firewall.service": CONVERGED,
+    "service:halab-firewall": "enabled active",
+    "loaded:halab-firewall": CONVERGED,
+}
 
 
 def load_case(path):
@@ -47,6 +57,8 @@ def load_case(path):
         base = load_case(path.with_name(case["extends"] + ".json"))
         inherited = {k: v for k, v in base.items() if k in ("host", "hosts")}
         case = {**inherited, **case, "facts": {**base["facts"], **case["facts"]}}
+    if not set(case["facts"]) & set(FIREWALL_CONVERGED):
+        case = {**case, "facts": {**FIREWALL_CONVERGED, **case["facts"]}}
     return case
 
 
@@ -75,7 +87,7 @@ def plan_case(case):
     """([(step name, detail)], {step name: Change}) that the host's steps plan from the case's facts."""
     lab = case_lab(case)
     host = lab.host(case["host"])
-    steps, extra = host_plan(lab, host, SECRETS)
+    steps, extra = host_plan(lab, host, SECRETS, SSH_SOURCE)
     wanted = F.unique([*extra, *(f for step in steps for f in step.facts())])
     keys = {f.key for f in wanted}
     unknown = sorted(set(case["facts"]) - keys)
@@ -144,7 +156,7 @@ def test_converged_marker_depends_on_the_addresses_for_keepalived():
     case = load_case(FIXTURES / "loadbalancer" / "converged.json")
     assert plan_case(case)[0] == []
     lab = case_lab(case)
-    steps, extra = host_plan(lab, lab.host("lb1"), SECRETS)
+    steps, extra = host_plan(lab, lab.host("lb1"), SECRETS, SSH_SOURCE)
     wanted = F.unique([*extra, *(f for s in steps for f in s.facts())])
     eth1 = F.parse_raw(wanted, {"addresses": case["facts"]["addresses"]})
     raw_eth1 = converged_raw("file:/etc/keepalived/keepalived.conf", steps, eth1)

@@ -42,7 +42,7 @@ class FakeConnection:
 
 def connection_for(host, raw=None, **kw):
     connection = FakeConnection(raw, **kw)
-    connection.facts_of = lambda command: role_of(host).check_facts(LAB, host)
+    connection.facts_of = lambda command: V.host_facts(LAB, host)
     return connection
 
 
@@ -57,8 +57,11 @@ def test_host_checks_of_a_healthy_host(name):
     host = LAB.host(name)
     connection = connection_for(host, healthy_raw(LAB, host))
     checks, facts = V.host_checks(LAB, host, connection)
-    assert without_seconds(checks) == [("host reachable", name, True, "SSH answered")] + without_seconds(HEALTHY[name])
-    assert set(facts) == {f.key for f in role_of(host).check_facts(LAB, host)}
+    assert without_seconds(checks) == [("host reachable", name, True, "SSH answered")] + \
+        without_seconds(HEALTHY[name]) + [
+        ("halab-firewall active and enabled", name, True, "active, enabled"),
+        ("firewall loaded as provisioned", name, True, "table inet halab as provision loaded it")]
+    assert set(facts) == {f.key for f in V.host_facts(LAB, host)}
     [(command, kw)] = connection.calls
     assert command.startswith("sudo -n sh -c ")
     assert kw == {"hide": True, "warn": True, "in_stream": False, "timeout": V.INSIDE_TIMEOUT_S}
@@ -198,7 +201,7 @@ def test_verdict_of_failed_checks():
         {"name": "haproxy active and enabled", "host": "lb1", "passed": False, "detail": "inactive, enabled",
          "seconds": 0.0},
         {"name": "page through the VIP", "host": "-", "passed": True,
-         "detail": "HTTP 200, X-LB lb2, X-Served-By web1", "seconds": 0.046}]}
+         "detail": "HTTP 200, X-LB lb2, X-Served-By web1", "seconds": 0.046}], "matrix": []}
     json.dumps(verdict.as_json())
 
 

@@ -1,6 +1,8 @@
 """What a provider is to the lab: a small strategy object. Callers never branch on the
 provider's name; they ask it."""
+import ipaddress
 import re
+import subprocess
 
 from ...remote.connection import scan_host_key
 from ...remote.parallel import in_parallel
@@ -56,6 +58,24 @@ class VagrantSnapshots:
         return parse_snapshot_list(self.machines.vagrant.snapshot("list", None))
 
 
+def route_source(output):
+    """The `src` address of `ip route get` output, or ""."""
+    found = re.search(r"\bsrc (\S+)", output)
+    return found.group(1) if found else ""
+
+
+def local_source(address):
+    """The address this machine sends from to reach `address`: where a guest sees our SSH
+    come from when nothing translates it ("" when there is no route)."""
+    try:
+        ipaddress.ip_address(address)
+        output = subprocess.run(["ip", "route", "get", address], capture_output=True, text=True,
+                                timeout=5).stdout
+    except (ValueError, OSError, subprocess.TimeoutExpired):
+        return ""
+    return route_source(output)
+
+
 class Provider:
     name = ""
     has_snapshots = False  # True: Vagrant's own snapshots serve, unless `snapshots()` says otherwise
@@ -99,6 +119,16 @@ class Provider:
         endpoints = machines.inventory.endpoints()
         keys = in_parallel(lambda host: scan_host_key(endpoints[host]), hosts)
         return dict(zip(hosts, keys))
+
+    def ssh_source(self, endpoint):
+        """The address a guest sees the lab's SSH come from, given its ssh-config endpoint
+        (the firewall lets it in): this machine's own address on the way to the guest."""
+        return local_source(endpoint.hostname)
+
+    def console_argv(self, lab, host, command=None):
+        """The command line of a shell on `host` that goes through neither the lab's network
+        nor SSH; a LabError saying what the provider offers instead when it has none."""
+        raise NotImplementedError
 
     def crash(self, machines, host):
         """Power `host` off at once, without a clean shutdown."""

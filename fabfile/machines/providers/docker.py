@@ -358,6 +358,13 @@ class DockerProvider(Provider):
             return public_key_of(out, host)
         return dict(zip(hosts, in_parallel(read, hosts)))
 
+    def console_argv(self, lab, host, command=None):
+        """`docker exec`: a root shell straight into the container, no network involved."""
+        name = container_name(lab, host)
+        if command:
+            return ["docker", "exec", name, "bash", "-c", command]
+        return ["docker", "exec", "-it", name, "bash", "-l"]
+
     def crash(self, machines, host):
         docker("kill", container_name(machines.lab, host))
         machines.inventory.invalidate([host])

@@ -315,5 +315,13 @@ class LibvirtProvider(Provider):
         virsh("destroy", domain_name(machines.lab, host))
         machines.inventory.invalidate([host])
 
+    def console_argv(self, lab, host, command=None):
+        """The guest's serial console (the box's kernel and getty speak on ttyS0)."""
+        if command:
+            raise LabError(f"{host}'s serial console is a login prompt; it cannot run one command",
+                           f"open it without --command (invoke console {host}), log in as vagrant, "
+                           "and leave with Ctrl-]")
+        return ["virsh", "-c", URI, "console", domain_name(lab, host)]
+
 
 LIBVIRT = LibvirtProvider()

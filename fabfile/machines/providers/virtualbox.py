@@ -7,8 +7,11 @@ import re
 import shutil
 import subprocess
 
+from ...core.errors import LabError
 from ..ownership import UNKNOWN, Item, Survey, checkout_id, owner_of
-from .base import Provider
+from .base import Provider, local_source
+
+VIRTUALBOX_NAT_HOST = "10.0.2.2"  # what a guest behind VirtualBox's NAT sees this machine as
 
 VM_LINE = re.compile(r'^"(?P<name>[^"]+)" \{(?P<uuid>[0-9a-fA-F-]+)\}$')
 CHECKOUT_PROPERTY = "/halab/checkout"
@@ -103,6 +106,22 @@ class VirtualBoxProvider(Provider):
     def prepare(self, machines, hosts):
         found = self.survey(machines.lab, machines.machines_dir)
         machines.refuse_leftovers("VirtualBox VMs", found.orphans, found)
+
+    def ssh_source(self, endpoint):
+        """Vagrant's SSH on VirtualBox comes through a NAT port forward (127.0.0.1:2222):
+        the guest sees it from the NAT's address for this machine."""
+        if endpoint.hostname.startswith("127.") or endpoint.hostname == "localhost":
+            return VIRTUALBOX_NAT_HOST
+        return local_source(endpoint.hostname)
+
+    def console_argv(self, lab, host, command=None):
+        """Plainly: nothing a terminal can attach to. The lab's VMs have no serial port, and
+        VirtualBox's own console is the VM's screen in its window."""
+        vm = f"{lab.name}-{host}"
+        raise LabError(f"VirtualBox offers no console a terminal can attach to: {vm} has no serial port, "
+                       "and its console is its screen",
+                       f"open the screen: in the VirtualBox Manager select {vm} and click Show (a VM "
+                       "started headless gets its window), then log in as vagrant, password vagrant")
 
     def remove_leftovers(self, lab, machines_dir, found=None):
         found = found if found is not None else self.survey(lab, machines_dir)
