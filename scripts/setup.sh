@@ -2,7 +2,8 @@
 # Sets up this machine for the lab, idempotently, and says what it did:
 #  - on Debian/Ubuntu without VirtualBox or libvirt: vagrant, docker.io and debootstrap
 #    from the distribution, and the docker daemon started when it is not running;
-#  - chromium, headless, for the tests that open the lab's pages as a person would;
+#  - chromium, headless, for the tests that open the lab's pages as a person would, and
+#    libnss3-tools (certutil) to make it trust a lab's CA;
 #  - a virtual environment in .venv with the pinned requirements.txt.
 # Root is needed for the packages; without it, the command to run is printed instead.
 set -euo pipefail
@@ -16,7 +17,7 @@ has_libvirt() { command -v virsh >/dev/null 2>&1 && [ -e /dev/kvm ]; }
 is_debian_like() { [ -r /etc/os-release ] && grep -qiE '^(ID|ID_LIKE)=.*(debian|ubuntu)' /etc/os-release; }
 
 host_packages() {
-  local wanted=(vagrant debootstrap openssh-client curl iproute2 chromium)
+  local wanted=(vagrant debootstrap openssh-client curl iproute2 chromium libnss3-tools)
   if ! has_virtualbox && ! has_libvirt; then
     wanted+=(docker.io)
   fi

@@ -312,3 +312,28 @@ def test_the_old_version_probe_refuses_nothing_itself_and_catches_a_server_that_
 def test_the_old_version_probe_says_nothing_when_no_server_answers():
     refused, detail = T.old_version_refused("127.0.0.1", 9, ssl.TLSVersion.TLSv1_1, timeout=0.5)
     assert refused is None and "no connection" in detail
+
+
+def test_the_drill_client_speaks_https_with_a_handshake_per_request(local_lab, tmp_path):
+    from fabfile.drills.client import OpenLoopClient
+    lab, _, (cert, key) = local_lab
+    server = tls_server(tmp_path, cert, key)
+    accepted = []
+    wrap = server.socket.accept
+
+    def counting_accept():
+        connection = wrap()
+        accepted.append(connection)
+        return connection
+
+    server.socket.accept = counting_accept
+    try:
+        client = OpenLoopClient("127.0.0.1", rate=50, count=10, write_every=0, timeout=2,
+                                port=server.server_port, tls=lab_tls(lab)).start()
+        client._thread.join(timeout=10)
+        client.stop()
+        samples = client.sorted_samples()
+        assert len(samples) == 10 and all(s.ok for s in samples), [s.error for s in samples]
+        assert len(accepted) == 10, "one connection, so one TLS handshake, per request"
+    finally:
+        server.shutdown()
