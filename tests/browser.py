@@ -30,8 +30,9 @@ def _run(arguments, net_log=None, names=None, trusted_ca=None):
         command = ["chromium", *FLAGS, f"--user-data-dir={profile}/data",
                    f"--host-resolver-rules={', '.join(rules)}"]
         env = dict(os.environ)
-        if trusted_ca:
+        if names is not None:  # a web page: a home of its own, so only `trusted_ca` is trusted
             env["HOME"] = profile
+        if trusted_ca:
             _trust(Path(profile) / ".pki" / "nssdb", trusted_ca)
         if net_log:
             command.append(f"--log-net-log={net_log}")

@@ -124,22 +124,23 @@ class Web(Role):
     def steps(self, ctx):
         context = ctx.template_context(web_cert=WEB_CERT, web_key=WEB_KEY, https_port=HTTPS_PORT)
         host = ctx.host
-        if ctx.settings["tls"] == "reencrypt":
-            # The key reaches the host on standard input, readable by root alone (Nginx's
-            # master process reads it before its workers drop to www-data).
-            tls = [Directory(TLS_DIR, "700"),
-                   File(WEB_CERT, lambda facts: ctx.secrets["tls"].web[host.name][0]),
-                   File(WEB_KEY, lambda facts: ctx.secrets["tls"].web[host.name][1], mode="600", secret=True)]
-        else:
-            tls = [Absent(WEB_KEY), Absent(WEB_CERT)]
+        reencrypt = ctx.settings["tls"] == "reencrypt"
+        # reencrypt: the certificate and key before the site that names them (nginx -t reads
+        # them); the key reaches the host on standard input, readable by root alone (Nginx's
+        # master process reads it before its workers drop to www-data). terminate: they go,
+        # once the site no longer names them.
+        certificate = [Directory(TLS_DIR, "700"),
+                       File(WEB_CERT, lambda facts: ctx.secrets["tls"].web[host.name][0]),
+                       File(WEB_KEY, lambda facts: ctx.secrets["tls"].web[host.name][1], mode="600", secret=True)]
         return [
             Packages(self.packages),
             Directory(DOCROOT),
             Template(f"{DOCROOT}/index.html", template="web/index.html.j2", context=context),
-            *tls,
+            *(certificate if reencrypt else []),
             Template(SITE, template="web/nginx-site.conf.j2", context=context, validate=VALIDATE_SITE),
             Absent(DEFAULT_SITE),
             Link(SITE_LINK, SITE),
+            *([] if reencrypt else [Absent(WEB_KEY), Absent(WEB_CERT)]),
             Service("nginx", reload_on=(SITE, SITE_LINK, DEFAULT_SITE, WEB_CERT, WEB_KEY)),
         ]
 
