@@ -151,6 +151,3 @@ def https_checks(lab, tls):
         _timed("HSTS on HTTPS answers", "-", hsts),
         _timed("TLS 1.0 and 1.1 refused by the server", "-", old_refused),
     ]
-
-
-__all__ = ["TLS", "Handshake", "handshake", "https_checks", "old_version_refused", "old_version_client"]

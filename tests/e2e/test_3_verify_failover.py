@@ -22,7 +22,7 @@ def test_verify_passes_on_the_provisioned_lab(lab_cli, provisioned, tmp_path):
     assert verdict["passed"] and "all" in out
     names = {c["name"] for c in verdict["checks"]}
     assert "VIP held by exactly one balancer" in names
-    assert any(n.startswith("note written via VIP") for n in names)
+    assert any(n.startswith("note written via HTTPS to the VIP") for n in names)
     assert verdict["seconds"] < 5
 
 
