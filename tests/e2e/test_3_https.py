@@ -47,6 +47,18 @@ def test_curl_trusting_the_lab_ca_gets_the_page_through_the_vip_and_each_balance
     assert stranger.returncode == 60 and "certificate" in stranger.stderr, stranger.stderr
 
 
+def test_both_balancers_hold_the_same_site_key_readable_by_root_alone(lab_cli, provisioned):
+    seen = set()
+    for balancer in ("lb1", "lb2"):
+        out = lab_cli.invoke("ssh", balancer, "-c", "sudo stat -c '%a %U %G' /etc/haproxy/tls/site.pem && "
+                                                    "sudo sha256sum /etc/haproxy/tls/site.pem").stdout.split()
+        assert out[:3] == ["600", "root", "root"], out
+        seen.add(out[3])
+    assert len(seen) == 1, "a failover must not change the certificate"
+    dry = lab_cli.invoke("provision", "--dry-run").stdout
+    assert "PRIVATE KEY" not in dry
+
+
 def test_plain_http_answers_301_to_https_and_keeps_the_health_uri(lab_cli, provisioned):
     lab = lab_cli.lab
     routed(lab, lab.vip)
