@@ -55,8 +55,14 @@ def test_both_balancers_hold_the_same_site_key_readable_by_root_alone(lab_cli, p
         assert out[:3] == ["600", "root", "root"], out
         seen.add(out[3])
     assert len(seen) == 1, "a failover must not change the certificate"
-    dry = lab_cli.invoke("provision", "--dry-run").stdout
-    assert "PRIVATE KEY" not in dry
+    lab_cli.run("sudo sh -c 'echo drift >> /etc/haproxy/tls/site.pem'", "--hosts", "lb1")
+    try:
+        dry = lab_cli.invoke("provision", "--hosts", "lb1", "--dry-run").stdout
+        assert "would change file /etc/haproxy/tls/site.pem" in dry, dry
+        assert "(secret content: diff not shown)" in dry and "PRIVATE KEY" not in dry and "drift" not in dry
+    finally:
+        repaired = lab_cli.invoke("provision", "--hosts", "lb1").stdout
+    assert "changed      file /etc/haproxy/tls/site.pem" in repaired and "service haproxy: reload" in repaired
 
 
 def test_plain_http_answers_301_to_https_and_keeps_the_health_uri(lab_cli, provisioned):
