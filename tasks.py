@@ -133,6 +133,15 @@ def provision(c, hosts=None, roles=None, dry_run=False, json=None):
     info(report.verdict())
 
 
+@task
+@lab_task
+def ca(c):
+    """Show where the lab's certificate authority is and how to trust it (curl, a browser), and
+    the /etc/hosts line for the site's name; changes nothing on this machine."""
+    from fabfile.core.certs import trust_instructions
+    info(trust_instructions(load_lab()))
+
+
 @task(help={"json": "also write the checks as JSON to this path"})
 @lab_task
 def verify(c, json=None):
@@ -408,4 +417,4 @@ for verb, func in (("save", snapshot_save), ("restore", snapshot_restore),
     snapshot.add_task(func, name=verb)
 
 ns = Collection(up, provision, verify, failover, bench, soak, status, watch, graph, ssh, console, firewall, run,
-                logs, halt, reset, destroy, doctor, snapshot)
+                logs, halt, reset, destroy, doctor, ca, snapshot)

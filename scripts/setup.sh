@@ -7,7 +7,8 @@
 #    systemd), the storage pool `default`, and QEMU's TCG wrapper (scripts/qemu-tcg).
 #    Whether KVM or only software emulation (TCG) boots a guest is found by booting the
 #    lab's box: scripts/probe-accelerator.sh, run by `invoke up --provider libvirt`;
-#  - chromium, headless, for the tests that open the lab's pages as a person would;
+#  - chromium, headless, for the tests that open the lab's pages as a person would, and
+#    libnss3-tools (certutil) to make it trust a lab's CA;
 #  - a virtual environment in .venv with the pinned requirements.txt.
 # Root is needed for the packages; without it, the command to run is printed instead.
 set -euo pipefail
@@ -21,7 +22,7 @@ wants_libvirt() { ! has_virtualbox && [ "$(uname -m)" = x86_64 ] && [ "${HALAB_N
 is_debian_like() { [ -r /etc/os-release ] && grep -qiE '^(ID|ID_LIKE)=.*(debian|ubuntu)' /etc/os-release; }
 
 host_packages() {
-  local wanted=(vagrant debootstrap openssh-client curl iproute2 chromium)
+  local wanted=(vagrant debootstrap openssh-client curl iproute2 chromium libnss3-tools)
   has_virtualbox || wanted+=(docker.io)
   if wants_libvirt; then
     wanted+=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils vagrant-libvirt

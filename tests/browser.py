@@ -5,35 +5,68 @@ so a page that tried to fetch anything from outside could not. With `net_log`, c
 records every request it made; `page_requests` reads back the ones the page itself made
 (chromium's own background requests, also unresolvable here, are left out)."""
 import json
+import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 TIMEOUT_S = 60
+RESOLVE_NOTHING = "MAP * ~NOTFOUND"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--host-resolver-rules=MAP * ~NOTFOUND")
+         "--disable-background-networking", "--disable-component-update", "--disable-sync")
 
 
 def available():
     return shutil.which("chromium") is not None
 
 
-def _run(arguments, net_log=None):
+def _run(arguments, net_log=None, names=None, trusted_ca=None):
+    """chromium with a fresh profile. `names` ({name: address}) are the only names it
+    resolves; `trusted_ca` is a CA certificate it trusts, through an NSS database in a
+    home of its own (where chromium on Linux reads the user's trusted authorities)."""
     with tempfile.TemporaryDirectory(prefix="halab-chromium-") as profile:
-        command = ["chromium", *FLAGS, f"--user-data-dir={profile}"]
+        rules = [f"MAP {name} {address}" for name, address in (names or {}).items()] + [RESOLVE_NOTHING]
+        command = ["chromium", *FLAGS, f"--user-data-dir={profile}/data",
+                   f"--host-resolver-rules={', '.join(rules)}"]
+        env = dict(os.environ)
+        if names is not None:  # a web page: a home of its own, so only `trusted_ca` is trusted
+            env["HOME"] = profile
+        if trusted_ca:
+            _trust(Path(profile) / ".pki" / "nssdb", trusted_ca)
         if net_log:
             command.append(f"--log-net-log={net_log}")
-        result = subprocess.run(command + arguments, capture_output=True, text=True, timeout=TIMEOUT_S)
+        result = subprocess.run(command + arguments, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"chromium exited with {result.returncode}: {result.stderr[-2000:]}")
     return result.stdout
 
 
+def _trust(nssdb, ca_file):
+    """An NSS database that trusts `ca_file` to identify web sites (certutil: libnss3-tools)."""
+    nssdb.mkdir(parents=True)
+    for args in (["-N", "--empty-password"], ["-A", "-t", "C,,", "-n", "lab CA", "-i", str(ca_file)]):
+        subprocess.run(["certutil", "-d", f"sql:{nssdb}", *args], check=True, capture_output=True, timeout=30)
+
+
+def trust_available():
+    return shutil.which("certutil") is not None
+
+
 def dump_dom(path, net_log=None):
     """The DOM chromium built from the file, serialised."""
     return _run(["--dump-dom", Path(path).resolve().as_uri()], net_log)
+
+
+def dump_url(url, names, trusted_ca, net_log=None):
+    """The DOM chromium built from `url`, resolving only `names`, trusting `trusted_ca`."""
+    return _run(["--dump-dom", url], net_log, names, trusted_ca)
+
+
+def screenshot_url(url, out_png, names, trusted_ca, size=(1200, 900)):
+    width, height = size
+    _run([f"--screenshot={out_png}", f"--window-size={width},{height}", url], None, names, trusted_ca)
+    return Path(out_png)
 
 
 def screenshot(path, out_png, size=(1400, 2400), net_log=None):

@@ -10,8 +10,9 @@ from ..remote import facts as F
 from ..roles import ROLES, Check, firewall, role_of
 from ..roles.db import notes_table
 from . import portmatrix
-from .http import request
+from .http import lab_tls, request
 from .netsafety import ensure_local_route
+from .tls import https_checks
 
 INSIDE_TIMEOUT_S = 15
 
@@ -36,32 +37,33 @@ def host_checks(lab, host, connection):
     return [reachable, *role.checks(lab, host, facts), *firewall.checks(host, facts)], facts
 
 
-def outside_checks(lab, find_note):
-    """Through the VIP from this machine: a page, and a note written and read back.
-    `find_note(id)` returns the note's text as the database has it."""
+def outside_checks(lab, find_note, tls):
+    """Through the VIP from this machine, over HTTPS (`tls`: checks.http.lab_tls): a page,
+    and a note written and read back. `find_note(id)` returns the note's text as the
+    database has it."""
     names = set(lab.host_names)
     checks = []
     started = time.monotonic()
     try:
-        page = request(lab.vip, "GET", "/", timeout=3)
+        page = request(lab.vip, "GET", "/", timeout=3, tls=tls)
         ok = page.status == 200 and page.headers.get("x-lb") in names and page.headers.get("x-served-by") in names
-        checks.append(Check("page through the VIP", page.headers.get("x-lb", "-"), ok,
+        checks.append(Check("page through the VIP over HTTPS", page.headers.get("x-lb", "-"), ok,
                             f"HTTP {page.status}, X-LB {page.headers.get('x-lb')}, "
                             f"X-Served-By {page.headers.get('x-served-by')}", time.monotonic() - started))
     except OSError as exc:
-        checks.append(Check("page through the VIP", "-", False, f"{lab.vip}: {exc}", time.monotonic() - started))
+        checks.append(Check("page through the VIP over HTTPS", "-", False, f"{lab.vip}: {exc}", time.monotonic() - started))
         return checks
     started = time.monotonic()
     text = f"verify {time.time():.3f}"
-    name = "note written via VIP -> HAProxy -> Nginx -> Gunicorn -> MySQL"
+    name = "note written via HTTPS to the VIP -> HAProxy -> Nginx -> Gunicorn -> MySQL"
     answered = "-"  # the app host behind the last answer (X-App): a failure names it
     try:
-        written = request(lab.vip, "POST", "/api/notes", {"text": text}, timeout=3)
+        written = request(lab.vip, "POST", "/api/notes", {"text": text}, timeout=3, tls=tls)
         answered = written.headers.get("x-app", "-")
         if written.status != 201:
             raise OSError(f"POST answered {written.status}: {written.body[:200]!r}")
         note = written.json()
-        read = request(lab.vip, "GET", f"/api/notes/{int(note['id'])}", timeout=3)
+        read = request(lab.vip, "GET", f"/api/notes/{int(note['id'])}", timeout=3, tls=tls)
         reader = answered = read.headers.get("x-app", "-")
         found = find_note(int(note["id"]))
         ok = read.status == 200 and read.json().get("text") == text and found == text
@@ -101,7 +103,9 @@ def verify(machines):
     facts_by_host = {}
     hosts = [h for h in lab.hosts if h.name in connections]
     with ThreadPoolExecutor(max_workers=len(hosts) + 2) as pool:
-        outside = pool.submit(outside_checks, lab, find_note)
+        tls = lab_tls(lab)
+        encrypted = pool.submit(https_checks, lab, tls)
+        outside = pool.submit(outside_checks, lab, find_note, tls)
         from_here = pool.submit(portmatrix.probe_from_here, lab)
         for host, (produced, facts) in zip(hosts, pool.map(lambda h: host_checks(lab, h, connections[h.name]),
                                                              hosts)):
@@ -110,7 +114,7 @@ def verify(machines):
             checks += produced
         for role in ROLES.values():
             checks += role.lab_checks(lab, facts_by_host)
-        checks += outside.result()
+        checks += encrypted.result() + outside.result()
         probes = {name: F.value(facts, portmatrix.probe_fact(lab, lab.host(name)))
                   for name, facts in facts_by_host.items()}
         paths = portmatrix.matrix(lab, probes, from_here.result())

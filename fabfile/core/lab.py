@@ -26,6 +26,12 @@ RESERVED_NAMES = {"bridge", "host", "none", "default"}
 PRIVATE_RANGES = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 LARGEST_PREFIX = 16  # a lab needs a handful of addresses: /16 at most, /29 at least
 HOST_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+# The site's DNS name: lower-case labels of letters, digits and inner dashes, two or more,
+# the last one not all digits (that would read as an address).
+SITE_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+SITE_SUFFIX = ".test"  # the default site is <lab>.test: .test is reserved for testing (RFC 2606)
+# Where HTTPS ends: at the balancers (terminate), or again at the web servers (reencrypt).
+TLS_MODES = ("terminate", "reencrypt")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,12 @@ class Lab:
     hosts: tuple
     path: Path
     settings: dict = field(default_factory=dict)  # {role: {setting: value}} from lab.yml
+    site: str = ""            # the site's DNS name; "" means <name>.test
+    tls: str = "terminate"    # one of TLS_MODES
+
+    def __post_init__(self):
+        if not self.site:
+            object.__setattr__(self, "site", self.name + SITE_SUFFIX)
 
     @property
     def gateway(self):
@@ -195,7 +207,7 @@ def _require(data, path, field):
 
 
 def _validate(data, path, provider):
-    known = {"name", "network", "vip", "box", "hosts", "settings"}
+    known = {"name", "network", "vip", "box", "hosts", "settings", "site", "tls"}
     for key in data:
         if key not in known:
             _fail(path, key, "unknown field", f"remove it; fields are {', '.join(sorted(known))}")
@@ -289,7 +301,33 @@ def _validate(data, path, provider):
         _fail(path, "hosts", f"{counts['db']} database hosts; the lab runs a single MySQL server",
               "keep one host with role: db")
 
-    return Lab(name, network, str(vip), box, tuple(hosts), path, _settings(data, path))
+    return Lab(name, network, str(vip), box, tuple(hosts), path, _settings(data, path),
+               _site(data, path, name), _tls_mode(data, path))
+
+
+def _site(data, path, name):
+    """lab.yml's `site:`, the DNS name the site certificate is made for (default <name>.test)."""
+    site = data.get("site")
+    if site is None:
+        return name + SITE_SUFFIX
+    site = str(site)
+    labels = site.split(".")
+    if (len(site) > 253 or len(labels) < 2 or not all(SITE_LABEL.match(label) for label in labels)
+            or labels[-1].isdigit()):
+        _fail(path, "site", f"{site!r} is not a DNS name for the site",
+              f"write lower-case labels of letters, digits and dashes joined by dots, "
+              f"e.g. site: {name}{SITE_SUFFIX} (.test is reserved for testing)")
+    return site
+
+
+def _tls_mode(data, path):
+    """lab.yml's `tls:`: where HTTPS ends (default terminate: at the balancers)."""
+    mode = data.get("tls", "terminate")
+    if mode not in TLS_MODES:
+        _fail(path, "tls", f"unknown mode {mode!r}",
+              "write tls: terminate (HTTPS ends at the balancers) or tls: reencrypt "
+              "(the balancers speak HTTPS to the web servers too)")
+    return mode
 
 
 def _settings(data, path):

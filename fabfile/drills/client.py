@@ -25,8 +25,10 @@ class Sample:
 
 class OpenLoopClient:
     def __init__(self, vip, rate=40, count=400, timeout=0.5, write_every=2, max_seconds=MAX_SECONDS,
-                 tag="drill", port=80):
-        """`write_every`: every Nth request writes a note (0: reads only)."""
+                 tag="drill", port=None, tls=None):
+        """`write_every`: every Nth request writes a note (0: reads only). With `tls`
+        (checks.http.lab_tls), HTTPS verified against the lab's CA: every request opens
+        its own connection, so its time includes the TCP and TLS handshakes."""
         if rate <= 0 or count <= 0:
             raise ValueError("rate and count must be positive")
         self.vip = vip
@@ -37,6 +39,7 @@ class OpenLoopClient:
         self.max_seconds = min(max_seconds, MAX_SECONDS)
         self.tag = tag
         self.port = port
+        self.tls = tls
         self.began = None  # time.monotonic() of the first request
         self.samples = []
         self._lock = threading.Lock()
@@ -50,11 +53,11 @@ class OpenLoopClient:
         try:
             if kind == "write":
                 reply = request(self.vip, "POST", "/api/notes", {"text": text}, timeout=self.timeout,
-                                port=self.port)
+                                port=self.port, tls=self.tls)
                 ok = reply.status == 201
                 note_id = int(reply.json()["id"]) if ok else 0
             else:
-                reply = request(self.vip, "GET", "/", timeout=self.timeout, port=self.port)
+                reply = request(self.vip, "GET", "/", timeout=self.timeout, port=self.port, tls=self.tls)
                 ok, note_id = reply.status == 200, 0
             sample = Sample(started, time.monotonic(), kind, ok, reply.headers.get("x-lb", ""), note_id,
                             "" if ok else f"HTTP {reply.status}", text)

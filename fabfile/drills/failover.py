@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from ..checks.http import request
+from ..checks.http import lab_tls, request
 from ..checks.netsafety import ensure_local_route
 from ..core.console import say, table
 from ..core.errors import LabError
@@ -88,6 +88,7 @@ class FailoverDrills:
         self.provider = provider
         self.settings = ROLES["loadbalancer"].settings(self.lab)
         self.db = self.lab.with_role("db")[0]
+        self.tls = lab_tls(self.lab)  # the drills' requests go over HTTPS, as a browser's would
 
     # --- what the lab looks like -------------------------------------------------------
     def pair_facts(self):
@@ -111,7 +112,7 @@ class FailoverDrills:
         if not healthy:
             return False, holders, detail
         try:
-            page = request(self.lab.vip, "GET", "/", timeout=1)
+            page = request(self.lab.vip, "GET", "/", timeout=1, tls=self.tls)
         except OSError as exc:
             return False, holders, f"page through the VIP: {exc}"
         return page.status == 200, holders, f"page HTTP {page.status}"
@@ -208,7 +209,7 @@ class FailoverDrills:
                              MAX_WINDOW_S + scaled(HEALTHY_TIMEOUT_S + FAULT_TIMEOUT_S)).start()
         tag = f"drill-{name}-{secrets.token_hex(4)}"
         client = OpenLoopClient(self.lab.vip, rate=RATE, count=int(RATE * MAX_WINDOW_S),
-                                max_seconds=MAX_WINDOW_S, tag=tag).start()
+                                max_seconds=MAX_WINDOW_S, tag=tag, tls=self.tls).start()
         injector = ThreadPoolExecutor(max_workers=1)
         fault = undo_at = None
         try:

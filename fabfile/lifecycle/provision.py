@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..converge.engine import HostRun, converge
 from ..core.console import info, say, table
+from ..core.certs import tls_material
 from ..core.errors import LabError
 from ..core.state import lab_ssh_key, secret
 from ..machines.snapshots import take_stage_snapshot
@@ -33,7 +34,8 @@ class Provisioner:
 
     def run(self):
         started = time.monotonic()
-        secrets = {"db_password": secret(self.lab, "db_password"), "lab_ssh_key": lab_ssh_key(self.lab)}
+        secrets = {"db_password": secret(self.lab, "db_password"), "lab_ssh_key": lab_ssh_key(self.lab),
+                   "tls": tls_material(self.lab)}
         plans = {}
         for name in self.connections:
             host = self.lab.host(name)

@@ -5,6 +5,7 @@ import time
 from rich.console import Console
 from rich.live import Live
 
+from ..checks.http import lab_tls
 from ..checks.live import gather_all, snapshot
 from ..checks.netsafety import ensure_local_route
 from ..drills.client import MAX_SECONDS, OpenLoopClient
@@ -23,6 +24,7 @@ def watch(machines, seconds, probe=True, console=None):
     if probe:
         ensure_local_route(lab.vip, lab.network)
     connections, _ = machines.inventory.connections(list(lab.hosts))
+    tls = lab_tls(lab) if probe else None
     client = None
     started = time.monotonic()
     try:
@@ -33,7 +35,7 @@ def watch(machines, seconds, probe=True, console=None):
                         client.stop()
                     left = max(1.0, seconds - (time.monotonic() - started))
                     client = OpenLoopClient(lab.vip, rate=PROBE_RATE, count=int(PROBE_RATE * min(left, MAX_SECONDS)),
-                                            write_every=0, max_seconds=min(left, MAX_SECONDS)).start()
+                                            write_every=0, max_seconds=min(left, MAX_SECONDS), tls=tls).start()
                 state = snapshot(lab, gather_all(lab, connections))
                 flow = traffic(client.sorted_samples(), time.monotonic()) if client else None
                 screen.update(frame(state, flow, time.monotonic() - started))

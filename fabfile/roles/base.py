@@ -45,7 +45,7 @@ class RoleContext:
         """What every template sees: lab, host, hosts (role -> hosts), the role's settings."""
         lab = self.lab
         return {"lab": SimpleNamespace(name=lab.name, network=str(lab.network), prefixlen=lab.network.prefixlen,
-                                       vip=lab.vip, gateway=lab.gateway),
+                                       vip=lab.vip, gateway=lab.gateway, site=lab.site, tls=lab.tls),
                 "host": self.host,
                 "hosts": {role: lab.with_role(role) for role in ROLES},
                 "settings": self.settings, **extra}

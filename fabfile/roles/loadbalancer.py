@@ -7,7 +7,7 @@ live file, reloaded when it changed. How it is proven: the checks at the end."""
 from ..core.errors import LabError
 from ..machines.providers import lab_provider
 from ..remote import facts as F
-from ..converge.steps import Directory, Packages, Service, Template
+from ..converge.steps import Directory, File, Packages, Service, Template
 from .base import Check, Inbound, Role, register
 
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
@@ -15,6 +15,10 @@ KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 NOTIFY_SCRIPT = "/etc/keepalived/notify.sh"
 HAPROXY_DROPIN = "/etc/systemd/system/haproxy.service.d/keepalived.conf"
 TRANSITIONS_LOG = "/var/log/keepalived-transitions.log"
+TLS_DIR = "/etc/haproxy/tls"
+SITE_PEM = f"{TLS_DIR}/site.pem"   # the site's certificate, then its key: HAProxy's `crt`
+LAB_CA = f"{TLS_DIR}/ca.crt"        # the lab's CA: HAProxy checks the web servers against it (reencrypt)
+HEALTH_URI = "/haproxy-health"      # keepalived's chk_haproxy asks it on plain HTTP
 # keepalived.conf's lines that say whom it talks to: `unicast_peer {`, the peers' addresses
 # alone on their lines, and `vrrp_strict` (which would break unicast).
 PEER_LINES = F.config_words(KEEPALIVED_CONF, r"^\s*(unicast_peer|vrrp_strict)|^\s*([0-9]+\.){3}[0-9]+\s*$")
@@ -29,6 +33,8 @@ DEFAULTS = {
     "timeout_client_ms": 30000,   # idle client (browser keep-alive, slow upload)
     "timeout_server_ms": 30000,   # must cover the slowest app answer (Gunicorn kills at 30 s)
     "timeout_http_request_ms": 10000,  # whole request headers within 10 s (slowloris guard)
+    "https_port": 443,            # HTTPS on every address (the VIP moves); :80 only redirects
+    "hsts_max_age_s": 31536000,   # Strict-Transport-Security: browsers use HTTPS only, for a year
     # keepalived (VRRP)
     "vrid": 51,                   # virtual router id 1-255, unique per network segment
     "advert_int": 1.0,            # VRRP adverts every second (keepalived's own default): the
@@ -139,7 +145,7 @@ def pair_health(lab, settings, facts_by_host):
 
 class LoadBalancer(Role):
     name = "loadbalancer"
-    summary = "HAProxy + keepalived: the virtual IP, TLS-free HTTP on :80, stats on the private IP"
+    summary = "HAProxy + keepalived: the virtual IP, HTTPS on :443 (HTTP :80 redirects), stats on the private IP"
     defaults = DEFAULTS
     services = ("haproxy", "keepalived")
     packages = ("haproxy", "keepalived", "curl")
@@ -152,10 +158,10 @@ class LoadBalancer(Role):
         return {**super().settings(lab), **chosen}
 
     def listeners(self, host, settings):
-        return [("*", 80), (host.ip, settings["stats_port"])]
+        return [("*", 80), ("*", settings["https_port"]), (host.ip, settings["stats_port"])]
 
     def inbound(self, lab, host, settings):
-        return [Inbound("HTTP", "tcp", 80), Inbound("HTTPS", "tcp", 443),
+        return [Inbound("HTTP", "tcp", 80), Inbound("HAProxy (HTTPS)", "tcp", settings["https_port"]),
                 Inbound("VRRP adverts of the peer", "vrrp", None, (peer_of(lab, host).ip,)),
                 Inbound("HAProxy stats", "tcp", settings["stats_port"], (lab.gateway,))]
 
@@ -178,18 +184,24 @@ class LoadBalancer(Role):
                 peer=peer_of(lab, host), iface=iface, state="MASTER" if is_master else "BACKUP",
                 priority=settings["priority_master"] if is_master else settings["priority_backup"])
 
-        context = ctx.template_context()
+        context = ctx.template_context(tls=lab.tls, site=lab.site, site_pem=SITE_PEM, lab_ca=LAB_CA,
+                                       health_uri=HEALTH_URI)
         return [
             Packages(self.packages),
             Directory("/etc/systemd/system/haproxy.service.d"),
             Template(HAPROXY_DROPIN, template="loadbalancer/haproxy-keepalived.conf.j2", context=context),
+            # The site's key reaches the host on standard input, readable by root alone:
+            # HAProxy's master process (root) reads it before its workers drop to `haproxy`.
+            Directory(TLS_DIR, "750", group="haproxy"),
+            File(SITE_PEM, lambda facts: ctx.secrets["tls"].site_pem, mode="600", secret=True),
+            File(LAB_CA, lambda facts: ctx.secrets["tls"].ca_cert),
             Template(HAPROXY_CFG, template="loadbalancer/haproxy.cfg.j2", context=context,
                      validate="haproxy -c -f {path}"),
             Template(NOTIFY_SCRIPT, template="loadbalancer/keepalived-notify.sh.j2", context=context,
                      mode="755", validate="sh -n {path}"),
             Template(KEEPALIVED_CONF, template="loadbalancer/keepalived.conf.j2", context=keepalived_context,
                      mode="640", validate="keepalived -t -f {path}"),
-            Service("haproxy", reload_on=(HAPROXY_CFG,), restart_on=(HAPROXY_DROPIN,)),
+            Service("haproxy", reload_on=(HAPROXY_CFG, SITE_PEM, LAB_CA), restart_on=(HAPROXY_DROPIN,)),
             Service("keepalived", reload_on=(KEEPALIVED_CONF, NOTIFY_SCRIPT)),
         ]
 

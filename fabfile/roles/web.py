@@ -2,7 +2,7 @@
 import json
 from dataclasses import dataclass
 
-from ..converge.steps import Absent, Directory, Link, Packages, Service, Template
+from ..converge.steps import Absent, Directory, File, Link, Packages, Service, Template
 from ..remote import facts as F
 from .app import APP
 from .base import Check, Inbound, Role, register
@@ -11,6 +11,9 @@ SITE = "/etc/nginx/sites-available/halab"
 SITE_LINK = "/etc/nginx/sites-enabled/halab"
 DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 DOCROOT = "/var/www/halab"
+TLS_DIR = "/etc/nginx/tls"        # tls: reencrypt only: this web host's certificate and key
+WEB_CERT, WEB_KEY = f"{TLS_DIR}/web.crt", f"{TLS_DIR}/web.key"
+HTTPS_PORT = 443
 # nginx -t on a candidate site: a copy of nginx.conf that includes the candidate instead
 # of sites-enabled/, so the live configuration is never touched by the test.
 VALIDATE_SITE = ("sed 's#include /etc/nginx/sites-enabled/\\*;#include {path};#' /etc/nginx/nginx.conf "
@@ -78,20 +81,23 @@ DEFAULTS = {
 
 class Web(Role):
     name = "web"
-    summary = "Nginx: the static site on :80, /api/ proxied to the app tier"
+    summary = "Nginx: the static site on :80 (:443 with tls: reencrypt), /api/ proxied to the app tier"
     defaults = DEFAULTS
     services = ("nginx",)
     packages = ("nginx", "curl")  # curl: the checks ask each app host from here
 
     def shared(self, lab):
-        return {"app_port": APP.settings(lab)["app_port"]}
+        return {"app_port": APP.settings(lab)["app_port"], "tls": lab.tls}
 
     def listeners(self, host, settings):
-        return [("*", 80)]
+        return [("*", port_of(settings))]
 
     def inbound(self, lab, host, settings):
-        """HTTP from the balancers (their own addresses, and the VIP they may send from)."""
-        return [Inbound("Nginx", "tcp", 80, (*(h.ip for h in lab.with_role("loadbalancer")), lab.vip))]
+        """HTTP (or HTTPS with tls: reencrypt) from the balancers alone: their own
+        addresses, and the VIP they may send from."""
+        service = "Nginx (HTTPS)" if settings["tls"] == "reencrypt" else "Nginx"
+        return [Inbound(service, "tcp", port_of(settings),
+                        (*(h.ip for h in lab.with_role("loadbalancer")), lab.vip))]
 
     def check_facts(self, lab, host):
         port = self.settings(lab)["app_port"]
@@ -118,16 +124,32 @@ class Web(Role):
         return checks
 
     def steps(self, ctx):
-        context = ctx.template_context()
+        context = ctx.template_context(web_cert=WEB_CERT, web_key=WEB_KEY, https_port=HTTPS_PORT)
+        host = ctx.host
+        reencrypt = ctx.settings["tls"] == "reencrypt"
+        # reencrypt: the certificate and key before the site that names them (nginx -t reads
+        # them); the key reaches the host on standard input, readable by root alone (Nginx's
+        # master process reads it before its workers drop to www-data). terminate: they go,
+        # once the site no longer names them.
+        certificate = [Directory(TLS_DIR, "700"),
+                       File(WEB_CERT, lambda facts: ctx.secrets["tls"].web[host.name][0]),
+                       File(WEB_KEY, lambda facts: ctx.secrets["tls"].web[host.name][1], mode="600", secret=True)]
         return [
             Packages(self.packages),
             Directory(DOCROOT),
             Template(f"{DOCROOT}/index.html", template="web/index.html.j2", context=context),
+            *(certificate if reencrypt else []),
             Template(SITE, template="web/nginx-site.conf.j2", context=context, validate=VALIDATE_SITE),
             Absent(DEFAULT_SITE),
             Link(SITE_LINK, SITE),
-            Service("nginx", reload_on=(SITE, SITE_LINK, DEFAULT_SITE)),
+            *([] if reencrypt else [Absent(WEB_KEY), Absent(WEB_CERT)]),
+            Service("nginx", reload_on=(SITE, SITE_LINK, DEFAULT_SITE, WEB_CERT, WEB_KEY)),
         ]
+
+
+def port_of(settings):
+    """The port the balancers reach Nginx on: 443 with tls: reencrypt, else 80."""
+    return HTTPS_PORT if settings["tls"] == "reencrypt" else 80
 
 
 WEB = register(Web())

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 from ..core.lab import Lab  # the one place this module names the lab model
 from ..roles import ROLES
+from ..roles.web import port_of
 from .templating import render
 
-HTTP_PORT = 80
 VRRP_PROTOCOL = 112
 KNOWN_TIERS = ("loadbalancer", "web", "app", "db")
 TIER_TITLES = {"loadbalancer": "load balancers", "web": "web (Nginx)", "app": "app (Gunicorn)",
@@ -22,7 +22,9 @@ def tier_links(lab):
     """(from role, to role, label) of each tier's calls, with the ports the roles use."""
     app_port = ROLES["app"].settings(lab)["app_port"]
     db_port = ROLES["db"].settings(lab)["db_port"]
-    return (("loadbalancer", "web", f"HTTP :{HTTP_PORT}"), ("web", "app", f"HTTP :{app_port}"),
+    web_port = port_of(ROLES["web"].settings(lab))
+    to_web = f"{'HTTPS' if lab.tls == 'reencrypt' else 'HTTP'} :{web_port}"
+    return (("loadbalancer", "web", to_web), ("web", "app", f"HTTP :{app_port}"),
             ("app", "db", f"MySQL :{db_port}"))
 
 BOX_WIDTH = 176
@@ -155,7 +157,7 @@ def layout(lab, live):
            "centre": vip_centre, "address": lab.vip, "label": f"VIP {lab.vip}"}
     return {"width": round(left + content + MARGIN),
             "height": round(bottom + MARGIN + (LEGEND_HEIGHT if live.given else 0)),
-            "you": you, "vip": vip, "rows": boxes, "left": left,
+            "you": you, "vip": vip, "entry": entry_label(lab), "rows": boxes, "left": left,
             "tier_labels": [{"text": text, "y": round(y, 1), "x": MARGIN} for text, y in labels]}
 
 
@@ -191,12 +193,17 @@ def straight_arrow(x1, y1, x2, y2, css, head_css="head"):
             "head": arrow_head(x2, y2, x2 - x1, y2 - y1), "head_css": head_css}
 
 
+def entry_label(lab):
+    """What you speak to the VIP: HTTPS on the balancers' port (HTTP :80 only redirects)."""
+    return f"HTTPS :{ROLES['loadbalancer'].settings(lab)['https_port']}"
+
+
 def entry_links(drawing, live):
-    """You -> VIP on :80, and VIP -> the balancer(s) that may hold it."""
+    """You -> VIP over HTTPS, and VIP -> the balancer(s) that may hold it."""
     you, vip = drawing["you"], drawing["vip"]
     links = [straight_arrow(you.centre, you.bottom, vip["centre"], vip["y"], "traffic")]
     labels = [{"x": (you.centre + vip["centre"]) / 2, "y": (you.bottom + vip["y"]) / 2,
-               "text": f"HTTP :{HTTP_PORT}", "css": "port", "anchor": "middle"}]
+               "text": drawing["entry"], "css": "port", "anchor": "middle"}]
     balancers = drawing["rows"].get("loadbalancer", [])
     for box in balancers:
         holds = live.vip_holder == box.name
@@ -296,7 +303,7 @@ def mermaid(lab: Lab, live=None) -> str:
             lines.append(f'        {ids[host.name]}["{label}"]')
         lines.append("    end")
 
-    lines.append(f'    you -->|"HTTP :{HTTP_PORT}"| vip')
+    lines.append(f'    you -->|"{entry_label(lab)}"| vip')
     balancers = lab.with_role("loadbalancer")
     for box in balancers:
         if live.vip_holder == box.name:

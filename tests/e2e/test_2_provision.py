@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from fabfile.checks.http import request
+from fabfile.checks.http import lab_tls, request
 from fabfile.checks.netsafety import ensure_local_route
 from fabfile.converge.templates import TEMPLATES_DIR
 from tests.e2e.conftest import read_json
@@ -20,19 +20,19 @@ def test_cold_provision_succeeds_on_every_host(lab_cli, provisioned):
 
 
 def test_the_page_through_the_vip_names_the_balancer_and_the_web_host(lab_cli, provisioned):
-    reply = request(lab_cli.lab.vip, "GET", "/")
+    reply = request(lab_cli.lab.vip, "GET", "/", tls=lab_tls(lab_cli.lab))
     assert reply.status == 200 and b"web1" in reply.body
     assert reply.headers["x-lb"] in ("lb1", "lb2")
     assert reply.headers["x-served-by"] == "web1"
 
 
 def test_a_note_written_through_the_vip_reads_back_and_is_in_mysql(lab_cli, provisioned):
-    vip = lab_cli.lab.vip
-    written = request(vip, "POST", "/api/notes", {"text": "through the whole stack"})
+    vip, tls = lab_cli.lab.vip, lab_tls(lab_cli.lab)
+    written = request(vip, "POST", "/api/notes", {"text": "through the whole stack"}, tls=tls)
     assert written.status == 201, written.body
     note = written.json()
     assert note["app"] == "app1" and note["text"] == "through the whole stack"
-    read = request(vip, "GET", f"/api/notes/{note['id']}")
+    read = request(vip, "GET", f"/api/notes/{note['id']}", tls=tls)
     assert read.status == 200 and read.json()["text"] == "through the whole stack"
     assert read.headers["x-app"] == "app1"
     sql = f"SELECT text FROM notes.notes WHERE id={int(note['id'])}"
@@ -41,9 +41,10 @@ def test_a_note_written_through_the_vip_reads_back_and_is_in_mysql(lab_cli, prov
 
 
 def test_bad_input_answers_400_not_500(lab_cli, provisioned):
-    reply = request(lab_cli.lab.vip, "POST", "/api/notes", {"text": ""})
+    tls = lab_tls(lab_cli.lab)
+    reply = request(lab_cli.lab.vip, "POST", "/api/notes", {"text": ""}, tls=tls)
     assert reply.status == 400 and "error" in reply.json()
-    assert request(lab_cli.lab.vip, "GET", "/api/notes/abc").status == 400
+    assert request(lab_cli.lab.vip, "GET", "/api/notes/abc", tls=tls).status == 400
 
 
 def test_the_database_grant_is_scoped_to_the_app_hosts(lab_cli, provisioned):
@@ -92,7 +93,7 @@ def test_a_template_that_breaks_haproxy_fails_and_haproxy_keeps_serving(lab_cli,
     assert "haproxy -c" in result.stdout and "balance only supports" in result.stdout, result.stdout
     assert "left as it was" in result.stdout
     assert lab_cli.invoke("ssh", "lb1", "-c", "sha256sum /etc/haproxy/haproxy.cfg").stdout == before
-    assert request(lab_cli.lab.vip, "GET", "/").status == 200
+    assert request(lab_cli.lab.vip, "GET", "/", tls=lab_tls(lab_cli.lab)).status == 200
 
 
 def test_a_provision_that_fails_halfway_is_finished_by_the_next_run(lab_cli, provisioned, tmp_path):
@@ -107,20 +108,20 @@ def test_a_provision_that_fails_halfway_is_finished_by_the_next_run(lab_cli, pro
     keepalived = overlay / "loadbalancer" / "keepalived.conf.j2"
     good_keepalived = keepalived.read_text()
     keepalived.write_text(good_keepalived + "{% if %}\n")
-    lb1 = lab_cli.lab.host("lb1").ip
+    lb1, tls = lab_cli.lab.host("lb1").ip, lab_tls(lab_cli.lab)
     ensure_local_route(lb1, lab_cli.lab.network)
 
     lab_cli.env["HALAB_TEMPLATES"] = str(overlay)
     try:
         failed = lab_cli.invoke("provision", "--hosts", "lb1", check=False)
         assert failed.returncode != 0 and "keepalived.conf.j2" in failed.stdout, failed.stdout
-        assert "x-check" not in request(lb1, "GET", "/").headers, "HAProxy was reloaded by the failed run"
+        assert "x-check" not in request(lb1, "GET", "/", tls=tls).headers, "HAProxy was reloaded by the failed run"
         keepalived.write_text(good_keepalived)
         rerun = lab_cli.invoke("provision", "--hosts", "lb1").stdout
         assert "changed      service haproxy: reload" in rerun, rerun
-        assert request(lb1, "GET", "/").headers.get("x-check") == "yes"
+        assert request(lb1, "GET", "/", tls=tls).headers.get("x-check") == "yes"
     finally:
         del lab_cli.env["HALAB_TEMPLATES"]
         lab_cli.invoke("provision", "--hosts", "lb1")
-    assert "x-check" not in request(lb1, "GET", "/").headers
+    assert "x-check" not in request(lb1, "GET", "/", tls=tls).headers
     assert "nothing changed" in lab_cli.invoke("provision", "--hosts", "lb1").stdout

@@ -1,5 +1,6 @@
 """verify passes on a healthy lab and names what breaks; failover drills keep every write
 and agree with an independent client."""
+import ssl
 import threading
 import time
 import urllib.error
@@ -8,6 +9,7 @@ import urllib.request
 import pytest
 
 from fabfile.checks.netsafety import ensure_local_route
+from fabfile.core.certs import ca_path
 from tests.e2e.conftest import read_json
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +22,7 @@ def test_verify_passes_on_the_provisioned_lab(lab_cli, provisioned, tmp_path):
     assert verdict["passed"] and "all" in out
     names = {c["name"] for c in verdict["checks"]}
     assert "VIP held by exactly one balancer" in names
-    assert any(n.startswith("note written via VIP") for n in names)
+    assert any(n.startswith("note written via HTTPS to the VIP") for n in names)
     assert verdict["seconds"] < 5
 
 
@@ -40,10 +42,12 @@ def test_verify_fails_naming_the_database_when_mariadb_stops(lab_cli, provisione
 class IndependentProbe:
     """A second, simpler client (urllib, one thread, GET every 20 ms, bounded) that
     measures the outage on its own: last answer from the broken balancer to the first
-    answer from the other."""
+    answer from the other. HTTPS to the VIP (its certificate names it), trusting the
+    lab's CA alone."""
 
-    def __init__(self, vip, seconds):
-        self.url = f"http://{vip}/"
+    def __init__(self, vip, seconds, ca_file):
+        self.url = f"https://{vip}/"
+        self.context = ssl.create_default_context(cafile=str(ca_file))
         self.seconds = seconds
         self.replies = []
         self.thread = threading.Thread(target=self.loop, daemon=True)
@@ -54,7 +58,7 @@ class IndependentProbe:
             if time.monotonic() > deadline:
                 break
             try:
-                with urllib.request.urlopen(self.url, timeout=0.3) as reply:
+                with urllib.request.urlopen(self.url, timeout=0.3, context=self.context) as reply:
                     self.replies.append((time.monotonic(), reply.headers.get("X-LB")))
             except (urllib.error.URLError, OSError):
                 pass
@@ -70,7 +74,7 @@ class IndependentProbe:
 def test_failover_drill_keeps_every_write_and_agrees_with_an_independent_client(
         lab_cli, provisioned, tmp_path, scenario):
     ensure_local_route(lab_cli.lab.vip, lab_cli.lab.network)
-    probe = IndependentProbe(lab_cli.lab.vip, seconds=25)
+    probe = IndependentProbe(lab_cli.lab.vip, seconds=25, ca_file=ca_path(lab_cli.lab))
     probe.thread.start()
     report = tmp_path / "drill.json"
     lab_cli.invoke("failover", "--scenario", scenario, "--json", str(report))

@@ -24,3 +24,14 @@ class FakeDocker:
         if check and code:
             raise LabError(f"`docker {' '.join(args)}` failed: canned", "check the docker daemon")
         return SimpleNamespace(returncode=code, stdout=out, stderr="")
+
+
+def fake_tls(web_hosts=("web1", "web2")):
+    """TLS material as provision hands it to the roles, with stand-in PEM text."""
+    from fabfile.core.certs import TLSMaterial
+    return TLSMaterial("-----BEGIN CERTIFICATE-----\nFAKECA\n-----END CERTIFICATE-----\n",
+                       "-----BEGIN CERTIFICATE-----\nFAKESITE\n-----END CERTIFICATE-----\n",
+                       "-----BEGIN PRIVATE KEY-----\nFAKESITEKEY\n-----END PRIVATE KEY-----\n",
+                       {name: (f"-----BEGIN CERTIFICATE-----\nFAKE{name}\n-----END CERTIFICATE-----\n",
+                               f"-----BEGIN PRIVATE KEY-----\nFAKE{name}KEY\n-----END PRIVATE KEY-----\n")
+                        for name in web_hosts})

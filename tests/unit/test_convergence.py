@@ -23,8 +23,9 @@ from fabfile.remote import facts as F
 from fabfile.roles import host_plan, role_of
 from fabfile.roles.db import GRANTS, account_hosts, wanted_account_hosts
 from fabfile.roles.web import UPSTREAM_LINES, app_health
+from tests.unit.fakes import fake_tls
 
-SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": ("PRIVATE\n", "ssh-ed25519 AAAAFAKE halab-lab")}
+SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": ("PRIVATE\n", "ssh-ed25519 AAAAFAKE halab-lab"), "tls": fake_tls()}
 BASE = {"lb1": ("loadbalancer", "192.168.56.11"), "lb2": ("loadbalancer", "192.168.56.12"),
         "web1": ("web", "192.168.56.21"), "app1": ("app", "192.168.56.31"), "db1": ("db", "192.168.56.41")}
 SCALED = dict(BASE, web2=("web", "192.168.56.22"), app2=("app", "192.168.56.32"))
@@ -177,7 +178,7 @@ def test_a_healthy_app_tier_passes_from_every_web_host():
 
 
 def test_the_note_check_blames_the_app_host_that_answered_the_failed_read(monkeypatch):
-    def request(ip, method, path, payload=None, timeout=2.0, port=80):
+    def request(ip, method, path, payload=None, timeout=2.0, port=None, tls=None):
         headers = {"x-lb": "lb1", "x-served-by": "web1"}
         if path == "/":
             return Reply(200, headers, b"<html></html>")
@@ -187,18 +188,18 @@ def test_the_note_check_blames_the_app_host_that_answered_the_failed_read(monkey
         return Reply(503, dict(headers, **{"x-app": "app2"}), b'{"error": "database unavailable"}')
 
     monkeypatch.setattr(V, "request", request)
-    note = V.outside_checks(LAB, lambda note_id: None)[1]
+    note = V.outside_checks(LAB, lambda note_id: None, "tls")[1]
     assert (note.host, note.passed) == ("app2", False)
     assert note.detail == "id 7 by app1, read back 503 by app2, NOT in the table on the database host"
 
 
 def test_a_failed_write_names_the_app_host_that_answered_it(monkeypatch):
-    def request(ip, method, path, payload=None, timeout=2.0, port=80):
+    def request(ip, method, path, payload=None, timeout=2.0, port=None, tls=None):
         headers = {"x-lb": "lb1", "x-served-by": "web1"}
         if path == "/":
             return Reply(200, headers, b"<html></html>")
         return Reply(503, dict(headers, **{"x-app": "app2"}), b'{"error": "database unavailable"}')
 
     monkeypatch.setattr(V, "request", request)
-    note = V.outside_checks(LAB, lambda note_id: None)[1]
+    note = V.outside_checks(LAB, lambda note_id: None, "tls")[1]
     assert (note.host, note.passed) == ("app2", False) and note.detail.startswith("POST answered 503")

@@ -55,7 +55,7 @@ def test_each_role_accepts_only_what_it_serves_and_only_from_the_tier_that_calls
         'ip saddr { 192.168.64.1, 172.17.0.1, 192.168.64.12, 192.168.64.21, 192.168.64.31, 192.168.64.41 } '
         'tcp dport 22 accept comment "SSH"',
         'tcp dport 80 accept comment "HTTP"',
-        'tcp dport 443 accept comment "HTTPS"',
+        'tcp dport 443 accept comment "HAProxy (HTTPS)"',
         'ip saddr 192.168.64.12 ip protocol vrrp accept comment "VRRP adverts of the peer"',
         'ip saddr 192.168.64.1 tcp dport 8404 accept comment "HAProxy stats"']
     assert accept_lines(ruleset(LAB, "web1"))[1:] == [
@@ -243,7 +243,7 @@ def test_the_matrix_targets_come_from_inbound_records_and_listeners():
     assert sorted(found) == [("app1", 22), ("app1", 8000), ("db1", 22), ("db1", 3306), ("lb1", 22), ("lb1", 80),
                              ("lb1", 443), ("lb1", 8404), ("lb2", 22), ("lb2", 80), ("lb2", 443), ("lb2", 8404),
                              ("web1", 22), ("web1", 80)]
-    assert found[("lb1", 443)].listening is False  # allowed, nothing serves it yet: expected closed
+    assert found[("lb1", 443)].listening is True  # HAProxy terminates TLS there
     assert found[("db1", 3306)].service == "MariaDB"
 
 
@@ -257,7 +257,7 @@ def expected(lab, source, to, port):
     ("lb1", "db1", 3306, False), ("app1", "db1", 3306, True), ("host", "app1", 8000, False),
     ("web1", "app1", 8000, True), ("host", "lb1", 8404, True), ("web1", "lb1", 8404, False),
     ("host", "web1", 80, False), ("lb2", "web1", 80, True), ("db1", "lb1", 80, True),
-    ("host", "db1", 22, True), ("app1", "web1", 22, True), ("host", "lb1", 443, False),
+    ("host", "db1", 22, True), ("app1", "web1", 22, True), ("host", "lb1", 443, True),
 ])
 def test_expected_paths(source, to, port, open_):
     assert expected(LAB, source, to, port) is open_

@@ -91,7 +91,7 @@ def test_tiers_go_top_to_bottom(lab):
 
 def test_arrows_carry_the_ports_from_settings(lab):
     shown = texts(parsed(svg(lab)))
-    for label in ("HTTP :80", f"HTTP :{APP_PORT}", f"MySQL :{DB_PORT}", f"stats :{LOADBALANCER['stats_port']}"):
+    for label in ("HTTPS :443", "HTTP :80", f"HTTP :{APP_PORT}", f"MySQL :{DB_PORT}", f"stats :{LOADBALANCER['stats_port']}"):
         assert label in shown
     assert "VRRP" in shown and "IP protocol 112" in shown
 

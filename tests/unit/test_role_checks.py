@@ -13,11 +13,12 @@ from fabfile.roles import ROLES, Check, all_services, host_plan, role_of
 from fabfile.roles import loadbalancer as LB
 from fabfile.roles import web as WEB
 from fabfile.roles.db import account_hosts
+from tests.unit.fakes import fake_tls
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LAB = load_lab(PROJECT_DIR / "lab.yml")
 VIP = "192.168.56.10"
-SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": ("PRIVATE\n", "ssh-ed25519 AAAAFAKE halab-lab")}
+SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": ("PRIVATE\n", "ssh-ed25519 AAAAFAKE halab-lab"), "tls": fake_tls()}
 SCALED_EXTRA = {"web2": {"role": "web", "ip": "192.168.56.22"}, "app2": {"role": "app", "ip": "192.168.56.32"}}
 
 
@@ -79,7 +80,7 @@ def health_key(app, port=8000):
 
 
 ACCOUNTS = "sql:SELECT Host FROM mysql.global_priv WHERE User='notes'"
-LISTENING = {"loadbalancer": lambda h: ss("0.0.0.0:80", f"{h.ip}:8404"), "web": lambda h: ss("0.0.0.0:80", "[::]:80"),
+LISTENING = {"loadbalancer": lambda h: ss("0.0.0.0:80", "0.0.0.0:443", f"{h.ip}:8404"), "web": lambda h: ss("0.0.0.0:80", "[::]:80"),
              "app": lambda h: ss(f"{h.ip}:8000"), "db": lambda h: ss(f"{h.ip}:3306")}
 
 
@@ -131,6 +132,7 @@ HEALTHY = {
             Check("keepalived active and enabled", "lb1", True, "active, enabled"),
             *current("lb1", "haproxy", "keepalived"),
             Check("port 80 on all addresses", "lb1", True, "listening on all addresses:80"),
+            Check("port 443 on all addresses", "lb1", True, "listening on all addresses:443"),
             Check("port 8404 on 192.168.56.11", "lb1", True, "listening on 192.168.56.11:8404"),
             Check("VRRP unicast to the peer", "lb1", True, "unicast_peer 192.168.56.12"),
             Check("HAProxy sees every web backend UP", "lb1", True, "web1 UP")],
@@ -138,6 +140,7 @@ HEALTHY = {
             Check("keepalived active and enabled", "lb2", True, "active, enabled"),
             *current("lb2", "haproxy", "keepalived"),
             Check("port 80 on all addresses", "lb2", True, "listening on all addresses:80"),
+            Check("port 443 on all addresses", "lb2", True, "listening on all addresses:443"),
             Check("port 8404 on 192.168.56.12", "lb2", True, "listening on 192.168.56.12:8404"),
             Check("VRRP unicast to the peer", "lb2", True, "unicast_peer 192.168.56.11"),
             Check("HAProxy sees every web backend UP", "lb2", True, "web1 UP")],
@@ -200,23 +203,30 @@ def test_database_on_its_ip_and_on_every_address_fails_the_wildcard_only():
 
 
 def test_balancer_stats_on_the_wrong_address_fails():
-    checks = checks_of(LAB, "lb1", listeners=ss("0.0.0.0:80", "0.0.0.0:8404"))
+    checks = checks_of(LAB, "lb1", listeners=ss("0.0.0.0:80", "0.0.0.0:443", "0.0.0.0:8404"))
     assert failed(checks) == [
         Check("port 8404 on 192.168.56.11", "lb1", False, "not on 192.168.56.11:8404; sockets: *:8404"),
         Check("port 8404 not on 0.0.0.0", "lb1", False, "bound to every address")]
 
 
 def test_balancer_without_port_80_fails():
-    checks = checks_of(LAB, "lb2", listeners=ss("192.168.56.12:8404"))
+    checks = checks_of(LAB, "lb2", listeners=ss("0.0.0.0:443", "192.168.56.12:8404"))
     assert failed(checks) == [Check("port 80 on all addresses", "lb2", False,
                                     "not on all addresses:80; sockets: none")]
+
+
+def test_balancer_without_https_fails():
+    checks = checks_of(LAB, "lb1", listeners=ss("0.0.0.0:80", "192.168.56.11:8404"))
+    assert failed(checks) == [Check("port 443 on all addresses", "lb1", False,
+                                    "not on all addresses:443; sockets: none")]
 
 
 # --- services running their current files -----------------------------------------------------
 
 @pytest.mark.parametrize("name, unit, loaded, detail", [
     ("lb1", "haproxy", "aaa bbb\nccc\nbbb",
-     "/etc/haproxy/haproxy.cfg changed since it last loaded them: `invoke provision` reloads it"),
+     "/etc/haproxy/haproxy.cfg, /etc/haproxy/tls/site.pem or /etc/haproxy/tls/ca.crt changed since it last "
+     "loaded them: `invoke provision` reloads it"),
     ("lb1", "haproxy", "aaa bbb\naaa\nccc",
      "/etc/systemd/system/haproxy.service.d/keepalived.conf changed since it last loaded them: "
      "`invoke provision` restarts it"),
@@ -477,7 +487,8 @@ def test_services_of_every_role():
 
 def test_listeners_of_every_role_with_the_defaults():
     got = {h.name: role_of(h).listeners(h, role_of(h).settings(LAB)) for h in LAB.hosts}
-    assert got == {"lb1": [("*", 80), ("192.168.56.11", 8404)], "lb2": [("*", 80), ("192.168.56.12", 8404)],
+    assert got == {"lb1": [("*", 80), ("*", 443), ("192.168.56.11", 8404)],
+                   "lb2": [("*", 80), ("*", 443), ("192.168.56.12", 8404)],
                    "web1": [("*", 80)], "app1": [("192.168.56.31", 8000)], "db1": [("192.168.56.41", 3306)]}
 
 
@@ -489,13 +500,13 @@ def test_settings_follow_lab_yml_overrides_and_shared_settings():
     lab = make_lab(settings=OVERRIDES)
     web, app, db, lb = (ROLES[r].settings(lab) for r in ("web", "app", "db", "loadbalancer"))
     assert web == {"proxy_connect_timeout_s": 2, "proxy_read_timeout_s": 30, "upstream_max_fails": 2,
-                   "upstream_fail_timeout_s": 5, "upstream_keepalive": 8, "app_port": 9000}
+                   "upstream_fail_timeout_s": 5, "upstream_keepalive": 8, "app_port": 9000, "tls": "terminate"}
     assert (app["app_port"], app["workers"], app["db_port"], app["db_name"], app["db_user"]) == \
         (9000, 5, 3307, "notes2", "notes2")
     assert (db["db_port"], db["buffer_pool_mb"]) == (3307, 256)
     assert (lb["stats_port"], lb["preempt"], lb["vrid"]) == (9404, False, 51)
     got = {h.name: role_of(h).listeners(h, role_of(h).settings(lab)) for h in lab.hosts}
-    assert got["lb1"] == [("*", 80), ("192.168.56.11", 9404)]
+    assert got["lb1"] == [("*", 80), ("*", 443), ("192.168.56.11", 9404)]
     assert got["app1"] == [("192.168.56.31", 9000)]
     assert got["db1"] == [("192.168.56.41", 3307)]
     assert account_hosts(db).key == "sql:SELECT Host FROM mysql.global_priv WHERE User='notes2'"

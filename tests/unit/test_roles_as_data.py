@@ -30,13 +30,14 @@ from fabfile.converge.steps import File, Service
 from fabfile.core.lab import load_lab, parse_lab
 from fabfile.remote import facts as F
 from fabfile.roles import host_plan
+from tests.unit.fakes import fake_tls
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "roles"
 CONVERGED = "@converged"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nFAKEKEY\n-----END OPENSSH PRIVATE KEY-----\n"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFAKEFAKEFAKE halab-lab"
-SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": (PRIVATE_KEY, PUBLIC_KEY)}
+SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": (PRIVATE_KEY, PUBLIC_KEY), "tls": fake_tls()}
 # recorded "reload restart" hashes, then the current ones: equal, nothing stale
 LOADED_CONVERGED = "aaa bbb\naaa\nbbb"
 SSH_SOURCE = "172.17.0.1"  # where the hosts see Vagrant's SSH come from (Docker's default bridge)
@@ -140,6 +141,7 @@ def test_fresh_balancer_installs_its_packages_before_any_role_file():
     assert names[role_start + 1:] == [
         "directory /etc/systemd/system/haproxy.service.d",
         "file /etc/systemd/system/haproxy.service.d/keepalived.conf",
+        "directory /etc/haproxy/tls", "file /etc/haproxy/tls/site.pem", "file /etc/haproxy/tls/ca.crt",
         "file /etc/haproxy/haproxy.cfg", "file /etc/keepalived/notify.sh", "file /etc/keepalived/keepalived.conf",
         "service haproxy", "service keepalived"]
     assert changes["packages haproxy keepalived curl"].refresh_facts is True

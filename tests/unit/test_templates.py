@@ -296,7 +296,7 @@ def test_nginx_proxies_the_api_without_retrying_posts():
     assert "location /api/ {" in lines and "proxy_pass http://app;" in lines
     assert "server 192.168.56.31:8000 max_fails=2 fail_timeout=5s;" in lines
     for header in ("Host $host", "X-Real-IP $remote_addr",
-                   "X-Forwarded-For $proxy_add_x_forwarded_for", "X-Forwarded-Proto $scheme"):
+                   "X-Forwarded-For $proxy_add_x_forwarded_for", "X-Forwarded-Proto $http_x_forwarded_proto"):
         assert f"proxy_set_header {header};" in lines
     assert "proxy_next_upstream error timeout;" in lines
     assert not any("non_idempotent" in line for line in lines)

@@ -104,7 +104,8 @@ class FakeHTTP:
         self.calls = []
         self.text = None
 
-    def __call__(self, ip, method, path, payload=None, timeout=2.0, port=80):
+    def __call__(self, ip, method, path, payload=None, timeout=2.0, port=None, tls=None):
+        assert tls == TLS_STANDIN, "every request to the VIP goes over HTTPS"
         self.calls.append((ip, method, path, timeout))
         headers = {"x-lb": self.lb, "x-served-by": "web1"}
         if path == "/":
@@ -130,16 +131,17 @@ def run_outside(monkeypatch, http, find):
         asked.append(note_id)
         return find(http.text)
 
-    return without_seconds(V.outside_checks(LAB, find_note)), asked
+    return without_seconds(V.outside_checks(LAB, find_note, TLS_STANDIN)), asked
 
 
-NOTE = "note written via VIP -> HAProxy -> Nginx -> Gunicorn -> MySQL"
+NOTE = "note written via HTTPS to the VIP -> HAProxy -> Nginx -> Gunicorn -> MySQL"
+TLS_STANDIN = "the lab's TLS"  # what lab_tls would give; the fake VIP only checks it is passed
 
 
 def test_outside_checks_pass_when_the_note_is_in_the_table(monkeypatch):
     http = FakeHTTP()
     checks, asked = run_outside(monkeypatch, http, lambda text: text)
-    assert checks == [("page through the VIP", "lb1", True, "HTTP 200, X-LB lb1, X-Served-By web1"),
+    assert checks == [("page through the VIP over HTTPS", "lb1", True, "HTTP 200, X-LB lb1, X-Served-By web1"),
                       (NOTE, "app1", True, "id 7 by app1, read back 200, in the table on the database host"),
                       ("X-LB, X-Served-By and X-App name lab hosts", "-", True, "app1, lb1, web1")]
     assert asked == [7]
@@ -162,20 +164,20 @@ def test_outside_checks_fail_when_the_read_back_differs(monkeypatch):
 def test_outside_checks_stop_at_an_unreachable_vip(monkeypatch):
     http = FakeHTTP(page_error=ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
     checks, asked = run_outside(monkeypatch, http, lambda text: text)
-    assert checks == [("page through the VIP", "-", False, "192.168.56.10: [Errno 111] Connection refused")]
+    assert checks == [("page through the VIP over HTTPS", "-", False, "192.168.56.10: [Errno 111] Connection refused")]
     assert asked == [] and len(http.calls) == 1
 
 
 def test_outside_checks_with_a_failed_write(monkeypatch):
     checks, asked = run_outside(monkeypatch, FakeHTTP(post_status=502), lambda text: text)
-    assert checks == [("page through the VIP", "lb1", True, "HTTP 200, X-LB lb1, X-Served-By web1"),
+    assert checks == [("page through the VIP over HTTPS", "lb1", True, "HTTP 200, X-LB lb1, X-Served-By web1"),
                       (NOTE, "-", False, "POST answered 502: b'<html>502 Bad Gateway</html>'")]
     assert asked == []
 
 
 def test_outside_checks_refuse_a_page_from_a_stranger(monkeypatch):
     checks, _ = run_outside(monkeypatch, FakeHTTP(lb="lb9", page_status=200), lambda text: text)
-    assert checks[0] == ("page through the VIP", "lb9", False, "HTTP 200, X-LB lb9, X-Served-By web1")
+    assert checks[0] == ("page through the VIP over HTTPS", "lb9", False, "HTTP 200, X-LB lb9, X-Served-By web1")
     assert checks[2] == ("X-LB, X-Served-By and X-App name lab hosts", "-", False, "app1, lb9, web1")
 
 
