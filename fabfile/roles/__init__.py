@@ -21,10 +21,10 @@ def host_context(lab, host, secrets):
 
 
 def host_plan(lab, host, secrets):
-    """(steps, extra facts) that make `host`: the common steps, then its role's."""
+    """(steps, extra facts) that make `host`: the common steps, its role's, its exporters'."""
     ctx = host_context(lab, host, secrets)
     role = role_of(host)
-    return common.steps(ctx) + role.steps(ctx), role.facts(ctx)
+    return role.host_steps(ctx), role.facts(ctx)
 
 
 __all__ = ["ROLES", "Check", "Inbound", "RoleContext", "all_services", "role_of", "host_context", "host_plan"]

@@ -8,7 +8,7 @@ from ..converge.steps import Service, loaded_files
 from ..core.errors import LabError
 from ..core.lab import ROLES
 from ..remote import facts as F
-from . import common
+from . import common, exporters
 
 
 @dataclass(frozen=True)
@@ -129,14 +129,19 @@ class Role:
     def service_steps(self, lab, host):
         """The host's Service steps (the common ones, then the role's), as provision builds them."""
         ctx = RoleContext(lab, host, self.settings(lab), _Placeholders())
-        return [s for s in common.steps(ctx) + self.steps(ctx) if isinstance(s, Service)]
+        return [s for s in self.host_steps(ctx) if isinstance(s, Service)]
+
+    def host_steps(self, ctx):
+        """Every step of a host of this role: the common ones, the role's, the exporters'."""
+        return exporters.with_exporters(ctx, common.steps(ctx) + self.steps(ctx))
 
     def loaded_facts(self, lab, host):
         return [loaded_fact(s) for s in self.service_steps(lab, host)]
 
     def check_facts(self, lab, host):
         """What the checks of a host of this role read, gathered with every other fact."""
-        return [*(F.service(s) for s in all_services()), F.listeners(), F.addresses(),
+        return [*(F.service(s) for s in all_services() + list(exporters.services(self.name))),
+                F.listeners(), F.addresses(),
                 *self.loaded_facts(lab, host)]
 
     def checks(self, lab, host, facts):
@@ -151,11 +156,15 @@ class Role:
             elif state.running:
                 checks.append(Check(f"{unit} not running here", host.name, False,
                                     f"{unit} runs on a {host.role} host"))
+        for unit in exporters.services(self.name):
+            state = F.value(facts, F.service(unit))
+            checks.append(Check(f"{unit} active and enabled", host.name,
+                                state.running and state.is_enabled, f"{state.active}, {state.enabled}"))
         for step in self.service_steps(lab, host):
             passed, detail = runs_current(step, F.value(facts, loaded_fact(step), ()))
             checks.append(Check(f"{step.unit} runs its current configuration", host.name, passed, detail))
         sockets = F.value(facts, F.listeners(), frozenset())
-        for address, port in self.listeners(host, self.settings(lab)):
+        for address, port in self.listeners(host, self.settings(lab)) + exporters.listeners(host):
             where = "all addresses" if address == "*" else address
             ok = listening(sockets, address, port)
             seen = ", ".join(sorted(s for s in sockets if s.endswith(f":{port}"))) or "none"

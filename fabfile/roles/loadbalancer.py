@@ -7,6 +7,7 @@ live file, reloaded when it changed. How it is proven: the checks at the end."""
 from ..core.errors import LabError
 from ..remote import facts as F
 from ..converge.steps import Directory, Packages, Service, Template
+from . import exporters
 from .base import Check, Role, register
 
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
@@ -133,7 +134,8 @@ class LoadBalancer(Role):
             Template(HAPROXY_DROPIN, template="loadbalancer/haproxy-keepalived.conf.j2", context=context),
             Template(HAPROXY_CFG, template="loadbalancer/haproxy.cfg.j2", context=context,
                      validate="haproxy -c -f {path}"),
-            Template(NOTIFY_SCRIPT, template="loadbalancer/keepalived-notify.sh.j2", context=context,
+            Template(NOTIFY_SCRIPT, template="loadbalancer/keepalived-notify.sh.j2",
+                     context=ctx.template_context(textfile_dir=exporters.TEXTFILE_DIR),
                      mode="755", validate="sh -n {path}"),
             Template(KEEPALIVED_CONF, template="loadbalancer/keepalived.conf.j2", context=keepalived_context,
                      mode="640", validate="keepalived -t -f {path}"),

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from ..converge.steps import Absent, Directory, Link, Packages, Service, Template
 from ..remote import facts as F
+from . import exporters
 from .app import APP
 from .base import Check, Role, register
 
@@ -114,7 +115,7 @@ class Web(Role):
         return checks
 
     def steps(self, ctx):
-        context = ctx.template_context()
+        context = ctx.template_context(stub_status_port=exporters.STUB_STATUS_PORT)
         return [
             Packages(self.packages),
             Directory(DOCROOT),

@@ -66,7 +66,7 @@ def render(template, host_name, hosts=BASE_HOSTS, overrides=None, db_password=PA
     role = next(h.role for h in hosts if h.name == host_name)
     lab = make_lab(hosts, {role: overrides} if overrides else None)
     host = lab.host(host_name)
-    secrets = {"db_password": db_password, "lab_ssh_key": ("PRIVATE KEY", "ssh-ed25519 AAAAtest halab-lab")}
+    secrets = {"db_password": db_password, "exporter_db_password": "fake-Exp_pass", "lab_ssh_key": ("PRIVATE KEY", "ssh-ed25519 AAAAtest halab-lab")}
     steps, _ = host_plan(lab, host, secrets)
     step = next(s for s in steps if isinstance(s, Template) and s.template == template)
     context = step.context(host_facts(host, steps)) if callable(step.context) else dict(step.context)
@@ -328,7 +328,7 @@ def test_gunicorn_unit():
     assert "ExecStart=/usr/bin/gunicorn \\" in lines
     assert "--bind 192.168.56.31:8000 \\" in lines
     assert "--workers 3 \\" in lines
-    assert "--access-logfile - \\" in lines and "notes_app:application" in lines
+    assert "--access-logfile - \\" in lines and "notes_metrics:application" in lines
     assert "ExecReload=/bin/kill -s HUP $MAINPID" in lines
     assert "Restart=on-failure" in lines and "RestartSec=1" in lines
     assert "After=network-online.target" in lines
