@@ -7,9 +7,10 @@ from .app import APP
 from .base import Check, Inbound, RoleContext, all_services
 from .db import DB
 from .loadbalancer import LOADBALANCER
+from .monitor import MONITOR
 from .web import WEB
 
-ROLES = {role.name: role for role in (LOADBALANCER, WEB, APP, DB)}
+ROLES = {role.name: role for role in (LOADBALANCER, WEB, APP, DB, MONITOR)}
 
 
 def role_of(host):

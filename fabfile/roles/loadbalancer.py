@@ -6,7 +6,7 @@ settings below and lab.yml's web hosts, checked with `haproxy -c` before it repl
 live file, reloaded when it changed. How it is proven: the checks at the end."""
 from ..core.errors import LabError
 from ..remote import facts as F
-from ..converge.steps import Directory, Packages, Service, Template
+from ..converge.steps import Command, Directory, Packages, Service, Template
 from . import exporters
 from .base import Check, Role, register
 
@@ -15,6 +15,7 @@ KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 NOTIFY_SCRIPT = "/etc/keepalived/notify.sh"
 HAPROXY_DROPIN = "/etc/systemd/system/haproxy.service.d/keepalived.conf"
 TRANSITIONS_LOG = "/var/log/keepalived-transitions.log"
+VRRP_METRICS = F.exists(f"{exporters.TEXTFILE_DIR}/keepalived.prom")
 # keepalived.conf's lines that say whom it talks to: `unicast_peer {`, the peers' addresses
 # alone on their lines, and `vrrp_strict` (which would break unicast).
 PEER_LINES = F.config_words(KEEPALIVED_CONF, r"^\s*(unicast_peer|vrrp_strict)|^\s*([0-9]+\.){3}[0-9]+\s*$")
@@ -141,6 +142,10 @@ class LoadBalancer(Role):
                      mode="640", validate="keepalived -t -f {path}"),
             Service("haproxy", reload_on=(HAPROXY_CFG,), restart_on=(HAPROXY_DROPIN,)),
             Service("keepalived", reload_on=(KEEPALIVED_CONF, NOTIFY_SCRIPT)),
+            # The VRRP state for Prometheus is written at each transition; a balancer
+            # provisioned before the metrics existed gets its file from the last state.
+            Command("VRRP state metrics", f"{NOTIFY_SCRIPT} --metrics-only",
+                    when=lambda facts, changed: not F.value(facts, VRRP_METRICS), needs=(VRRP_METRICS,)),
         ]
 
     def check_facts(self, lab, host):

@@ -495,8 +495,10 @@ def test_preferred_master_and_peers():
 
 def test_services_of_every_role():
     assert {name: role.services for name, role in ROLES.items()} == {
-        "loadbalancer": ("haproxy", "keepalived"), "web": ("nginx",), "app": ("halab-app",), "db": ("mariadb",)}
-    assert all_services() == ["halab-app", "haproxy", "keepalived", "mariadb", "nginx"]
+        "loadbalancer": ("haproxy", "keepalived"), "web": ("nginx",), "app": ("halab-app",), "db": ("mariadb",),
+        "monitor": ("prometheus", "prometheus-alertmanager")}
+    assert all_services() == ["halab-app", "haproxy", "keepalived", "mariadb", "nginx", "prometheus",
+                              "prometheus-alertmanager"]
 
 
 def test_listeners_of_every_role_with_the_defaults():

@@ -129,7 +129,7 @@ def test_fresh_balancer_installs_its_packages_before_any_role_file():
         "directory /etc/systemd/system/haproxy.service.d",
         "file /etc/systemd/system/haproxy.service.d/keepalived.conf",
         "file /etc/haproxy/haproxy.cfg", "file /etc/keepalived/notify.sh", "file /etc/keepalived/keepalived.conf",
-        "service haproxy", "service keepalived",
+        "service haproxy", "service keepalived", "VRRP state metrics",
         # then the exporters, once the service they watch runs
         "directory /var/lib/prometheus/node-exporter", "file /etc/default/prometheus-node-exporter",
         "service prometheus-node-exporter"]

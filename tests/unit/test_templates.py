@@ -25,6 +25,9 @@ TEMPLATES_BY_ROLE = {
     "app": ["app/gunicorn.service.j2", "app/app.env.j2"],
     "db": ["db/mariadb-lab.cnf.j2", "db/grants.sql.j2"],
 }
+# Rendered for a monitored lab in test_monitor.py (the console page holds Go templates).
+MONITOR_TEMPLATES = ["monitor/prometheus.yml.j2", "monitor/halab-rules.yml.j2", "monitor/alertmanager.yml.j2",
+                     "monitor/halab.html.j2", "monitor/prometheus.default.j2", "monitor/alertmanager.default.j2"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ def test_every_template_file_is_covered():
     # templates/views/ draws pages for people, not hosts' files: test_drill_report covers it
     on_disk = {str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*.j2")
                if p.relative_to(TEMPLATES_DIR).parts[0] != "views"}
-    assert on_disk == {t for templates in TEMPLATES_BY_ROLE.values() for t in templates} | set(COMMON_TEMPLATES)
+    assert on_disk == ({t for templates in TEMPLATES_BY_ROLE.values() for t in templates} | set(COMMON_TEMPLATES)
+                       | set(MONITOR_TEMPLATES))
 
 
 def test_every_host_knows_every_other_by_name():
