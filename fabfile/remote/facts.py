@@ -224,7 +224,9 @@ def haproxy_backends(ip, stats_port):
 
 
 def vrrp_state(log_path):
-    return Fact("vrrp_state", f"tail -n 1 {log_path}", parse_vrrp_state)
+    # The latest line by its timestamp: two notify scripts started milliseconds apart on a
+    # busy machine may append their lines in the other order.
+    return Fact("vrrp_state", f"tail -n 20 {log_path} | sort | tail -n 1", parse_vrrp_state)
 
 
 def config_words(path, pattern):
