@@ -16,7 +16,7 @@ RPS_QUERY = next(q for q in SAVED_QUERIES if q.name == "rps_per_balancer")
 
 
 def firing_spans(series, fault_wall):
-    """[{alertname, host, fired_s, resolved_s}] from ALERTS{alertstate="firing"} range series:
+    """[{alertname, host, job, state, fired_s, resolved_s}] from ALERTS{alertstate="firing"} range series:
     the first sample after the fault, and the step after the last one (None while firing)."""
     spans = []
     now = time.time()
@@ -26,7 +26,7 @@ def firing_spans(series, fault_wall):
             continue
         last = times[-1]
         still = now - last < 2 * STEP_S + 1
-        spans.append({"alertname": labels.get("alertname"), "host": labels.get("host"),
+        spans.append({"alertname": labels.get("alertname"), "host": labels.get("host"), "job": labels.get("job"),
                       "state": "firing" if still else "resolved",
                       "fired_s": round(times[0] - fault_wall, 2),
                       "resolved_s": None if still else round(last + STEP_S - fault_wall, 2)})

@@ -239,6 +239,7 @@ class FailoverDrills:
         drill.alerts, drill.monitored_rps = observe_alerts(self.lab, fault_wall, fault_wall - BASELINE_S)
         for alert in drill.alerts:
             say(master.name, f"drill {name}: monitor saw {alert['alertname']} {alert.get('host') or ''} "
+                             f"{alert.get('job') or ''} "
                              f"fire at +{alert.get('fired_s')}s, resolve at +{alert.get('resolved_s')}s")
         say(master.name, f"drill {name}: gap {gap if gap is not None else 'none'} ms "
                          f"(clients saw {drill.outage_ms} ms without an answer), "

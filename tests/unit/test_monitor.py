@@ -231,7 +231,8 @@ def test_alert_spans_are_timed_from_the_fault():
     series = [({"alertname": "VipMoved", "host": "lb2"}, [(1001.0, 1), (1001.25, 1), (1004.5, 1)]),
               ({"alertname": "HostDown", "host": "web1"}, [(990.0, 1)])]  # before the fault: not this drill's
     assert firing_spans(series, fault) == [
-        {"alertname": "VipMoved", "host": "lb2", "state": "resolved", "fired_s": 1.0, "resolved_s": 4.75}]
+        {"alertname": "VipMoved", "host": "lb2", "job": None, "state": "resolved", "fired_s": 1.0,
+         "resolved_s": 4.75}]
 
 
 def test_text_report_lists_targets_alerts_and_queries():
