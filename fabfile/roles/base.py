@@ -187,5 +187,10 @@ def register(role):
     return role
 
 
+def registered(name):
+    """The role module registered under `name` (for a role that reads another's settings)."""
+    return _registry[name]
+
+
 def all_services():
     return sorted({unit for role in _registry.values() for unit in role.services})

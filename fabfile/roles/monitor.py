@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..converge.steps import Packages, Service, Template
 from ..remote import facts as F
 from . import exporters
-from .base import Check, Inbound, Role, _registry, register
+from .base import Check, Inbound, Role, register, registered
 
 PROMETHEUS_YML = "/etc/prometheus/prometheus.yml"
 RULES = "/etc/prometheus/halab-rules.yml"
@@ -30,7 +30,7 @@ DEFAULTS = {
 
 
 def settings_of(lab):
-    return lambda role: _registry[role].settings(lab)
+    return lambda role: registered(role).settings(lab)
 
 
 def monitor_host(lab):
