@@ -15,7 +15,7 @@ from fabfile.core.report import write_json, write_text
 from fabfile.machines import Machines
 
 HOSTS_HELP = "comma-separated host names from lab.yml (default: every host)"
-ROLES_HELP = "comma-separated roles: loadbalancer, web, app, db"
+ROLES_HELP = "comma-separated roles: loadbalancer, web, app, db, monitor"
 
 
 def names(value):
@@ -200,6 +200,21 @@ def failover(c, scenario="all", repeat=1, json=None, html=None):
         raise Exit("failover: a drill lost a write, saw a split brain, found no failover or did not recover",
                    code=1)
     info(f"failover: {len(report.drills)} drill(s) passed")
+
+
+@task(help={"json": "print the report as JSON for scripts: targets (job, instance, health), alerts "
+                    "(alertname, state, ...), queries"})
+@lab_task
+def monitor(c, json=False):
+    """The monitoring server: its URLs, every scrape target's state, the alerts firing now, saved queries."""
+    from fabfile.checks.monitor import dumps, monitor_report
+    from fabfile.views.monitor import render_text
+    report = monitor_report(load_lab())
+    print(dumps(report) if json else render_text(report))
+    down = [t for t in report["targets"] if t["health"] != "up"]
+    if down and not json:
+        raise Exit(f"monitor: {len(down)} scrape target(s) not up: "
+                   + ", ".join(f"{t['host']} {t['job']}" for t in down), code=1)
 
 
 @task(help={"provider": "as for `invoke up`", "repeat": "runs of each failover drill (default 3)",
@@ -416,5 +431,5 @@ for verb, func in (("save", snapshot_save), ("restore", snapshot_restore),
                    ("list", snapshot_list), ("delete", snapshot_delete)):
     snapshot.add_task(func, name=verb)
 
-ns = Collection(up, provision, verify, failover, bench, soak, status, watch, graph, ssh, console, firewall, run,
-                logs, halt, reset, destroy, doctor, ca, snapshot)
+ns = Collection(up, provision, verify, failover, monitor, bench, soak, status, watch, graph, ssh, console,
+                firewall, run, logs, halt, reset, destroy, doctor, ca, snapshot)

@@ -84,3 +84,16 @@ def page_requests(net_log):
     return [event["params"]["url"] for event in log["events"]
             if event["type"] == start_job and "url" in event.get("params", {})
             and "file://" in event["params"].get("network_isolation_key", "")]
+
+
+def dump_url(url, host):
+    """The DOM chromium built from a page of the lab (`host`: its IP, the only address the
+    resolver lets through; the caller has checked the route to it)."""
+    flags = [f for f in FLAGS if not f.startswith("--host-resolver-rules")]
+    with tempfile.TemporaryDirectory(prefix="halab-chromium-") as profile:
+        command = ["chromium", *flags, f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {host}",
+                   f"--user-data-dir={profile}", "--dump-dom", url]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+    if result.returncode != 0:
+        raise RuntimeError(f"chromium exited with {result.returncode}: {result.stderr[-2000:]}")
+    return result.stdout

@@ -29,7 +29,7 @@ def check_lab_file():
             role.settings(lab)  # lab.yml's settings: names each role knows
     except LabError as exc:
         return None, Finding("lab.yml", "fail", exc.problem, exc.fix or "")
-    counts = ", ".join(f"{len(lab.with_role(r))} {r}" for r in ROLES)
+    counts = ", ".join(f"{len(lab.with_role(r))} {r}" for r in ROLES if lab.with_role(r) or r != "monitor")
     return lab, Finding("lab.yml", "ok", f"lab {lab.name}: {counts}; {lab.network}, VIP {lab.vip}")
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..remote import facts as F
-from ..roles import role_of
+from ..roles import exporters, role_of
 from ..roles.firewall import SSH_PORT, host_inbound
 from .netsafety import ensure_local_route
 
@@ -46,16 +46,27 @@ class Target:
         return not self.sources or any(address in ipaddress.ip_network(s, strict=False) for s in self.sources)
 
 
+def joined(seen, inbound):
+    """(service, sources) of a port two Inbound records open (HAProxy's stats page for the
+    lab's host, its metrics for the monitoring server): both names, every source."""
+    if seen is None:
+        return inbound.service, inbound.sources
+    service, sources = seen
+    names = service if inbound.service in service.split(", ") else f"{service}, {inbound.service}"
+    return names, () if not sources or not inbound.sources else tuple(dict.fromkeys(sources + inbound.sources))
+
+
 def targets(lab):
     """Every TCP port of every host the roles speak of, by their Inbound records and listeners."""
     found = []
     for host in lab.hosts:
         role = role_of(host)
-        listened = {port for _, port in role.listeners(host, role.settings(lab))} | {SSH_PORT}
+        listened = {port for _, port in role.listeners(host, role.settings(lab)) + exporters.listeners(host)}
+        listened.add(SSH_PORT)
         ports = {}
         for inbound in host_inbound(lab, host):
             if inbound.proto == "tcp":
-                ports.setdefault(inbound.port, (inbound.service, inbound.sources))
+                ports[inbound.port] = joined(ports.get(inbound.port), inbound)
         for port in listened - set(ports):
             ports[port] = (f"{role.name} port {port}", None)
         for port in sorted(ports):

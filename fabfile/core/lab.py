@@ -14,7 +14,7 @@ DEFAULT_LAB_FILE = PROJECT_DIR / "lab.yml"
 
 # The roles a lab.yml may name, and how many hosts of each a lab has (min, max; None: any).
 # What each role does lives in its module under fabfile/roles/.
-ROLE_COUNTS = {"loadbalancer": (2, 2), "web": (1, None), "app": (1, None), "db": (1, 1)}
+ROLE_COUNTS = {"loadbalancer": (2, 2), "web": (1, None), "app": (1, None), "db": (1, 1), "monitor": (0, 1)}
 ROLES = tuple(ROLE_COUNTS)
 VIRTUALBOX_DEFAULT_RANGE = ipaddress.ip_network("192.168.56.0/21")
 VBOX_NETWORKS_CONF = Path("/etc/vbox/networks.conf")
@@ -300,6 +300,9 @@ def _validate(data, path, provider):
     if counts["db"] > 1:
         _fail(path, "hosts", f"{counts['db']} database hosts; the lab runs a single MySQL server",
               "keep one host with role: db")
+    if counts["monitor"] > 1:
+        _fail(path, "hosts", f"{counts['monitor']} monitoring servers; a lab has at most one",
+              "keep one host with role: monitor (see labs/monitored.yml)")
 
     return Lab(name, network, str(vip), box, tuple(hosts), path, _settings(data, path),
                _site(data, path, name), _tls_mode(data, path))

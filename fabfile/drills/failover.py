@@ -20,6 +20,7 @@ from ..roles import ROLES
 from ..roles.db import notes_table
 from ..roles.loadbalancer import balancers, pair_facts, pair_health, peer_of
 from .accounting import latency_quantiles, write_accounting
+from .alerts import observe as observe_alerts
 from .client import OpenLoopClient, gap_ms, outage_ms
 from .sampler import VipSampler
 from .scenarios import SCENARIOS
@@ -58,6 +59,10 @@ class Drill:
     vip_samples: list = field(default_factory=list)  # t_ms, holders
     writes: dict = field(default_factory=dict)       # attempted, acknowledged, found, lost, recovered, unexpected
     latency_ms: dict = field(default_factory=dict)   # p50, p95, p99, max
+    # With a monitoring server: what it saw (alerts fired/resolved, s after the fault) and
+    # the peak requests/s through each balancer (drills/alerts.py); empty without one.
+    alerts: list = field(default_factory=list)
+    monitored_rps: dict = field(default_factory=dict)
 
     @property
     def passed(self):
@@ -216,6 +221,7 @@ class FailoverDrills:
             try:
                 time.sleep(BASELINE_S)
                 fault_at = time.monotonic()
+                fault_wall = time.time()  # Prometheus' clock: the alerts are timed from it
                 fault = injector.submit(scenario.inject, self, target)  # a halt blocks for seconds
                 gap = None
                 while time.monotonic() - fault_at < MAX_WINDOW_S - BASELINE_S:
@@ -251,6 +257,11 @@ class FailoverDrills:
         writes = [s for s in samples if s.kind == "write"]
         drill.writes = write_accounting([s.text for s in writes], [s.text for s in writes if s.ok],
                                         self.texts_found(tag))
+        drill.alerts, drill.monitored_rps = observe_alerts(self.lab, fault_wall, fault_wall - BASELINE_S)
+        for alert in drill.alerts:
+            say(master.name, f"drill {name}: monitor saw {alert['alertname']} {alert.get('host') or ''} "
+                             f"{alert.get('job') or ''} "
+                             f"fire at +{alert.get('fired_s')}s, resolve at +{alert.get('resolved_s')}s")
         say(master.name, f"drill {name}: gap {gap if gap is not None else 'none'} ms "
                          f"(clients saw {drill.outage_ms} ms without an answer), "
                          f"{drill.failed}/{drill.requests} failed, writes {drill.writes_found}/{drill.writes_acked}, "

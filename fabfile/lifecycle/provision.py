@@ -35,7 +35,8 @@ class Provisioner:
     def run(self):
         started = time.monotonic()
         secrets = {"db_password": secret(self.lab, "db_password"), "lab_ssh_key": lab_ssh_key(self.lab),
-                   "tls": tls_material(self.lab)}
+                   "tls": tls_material(self.lab),
+                   "exporter_db_password": secret(self.lab, "exporter_db_password")}
         plans = {}
         for name in self.connections:
             host = self.lab.host(name)

@@ -7,9 +7,10 @@ from .app import APP
 from .base import Check, Inbound, RoleContext, all_services
 from .db import DB
 from .loadbalancer import LOADBALANCER
+from .monitor import MONITOR
 from .web import WEB
 
-ROLES = {role.name: role for role in (LOADBALANCER, WEB, APP, DB)}
+ROLES = {role.name: role for role in (LOADBALANCER, WEB, APP, DB, MONITOR)}
 
 
 def role_of(host):
@@ -21,11 +22,11 @@ def host_context(lab, host, secrets, ssh_source=""):
 
 
 def host_plan(lab, host, secrets, ssh_source=""):
-    """(steps, extra facts) that make `host`: the common steps, its firewall, then its
-    role's. `ssh_source`: where the host sees the lab's SSH come from."""
+    """(steps, extra facts) that make `host`: the common steps, its role's, its firewall,
+    its exporters'. `ssh_source`: where the host sees the lab's SSH come from."""
     ctx = host_context(lab, host, secrets, ssh_source)
     role = role_of(host)
-    return common.steps(ctx) + firewall.steps(ctx) + role.steps(ctx), role.facts(ctx)
+    return role.host_steps(ctx, firewall.steps(ctx)), role.facts(ctx)
 
 
 __all__ = ["ROLES", "Check", "Inbound", "firewall", "RoleContext", "all_services", "role_of", "host_context", "host_plan"]

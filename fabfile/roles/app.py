@@ -6,6 +6,7 @@ from .base import Inbound, Role, register
 from .db import DB
 
 APP_SOURCE = PROJECT_DIR / "app" / "notes_app.py"
+METRICS_SOURCE = PROJECT_DIR / "app" / "notes_metrics.py"  # what Gunicorn serves: the app, counted
 UNIT = "/etc/systemd/system/halab-app.service"
 # systemd-analyze wants a unit's real name: verify a copy of the candidate under it.
 # An unknown key is only a warning (exit 0): fail on any line that names the unit file.
@@ -47,6 +48,7 @@ class App(Role):
         s = ctx.settings
         app_dir, user = s["app_dir"], s["app_user"]
         code, env_file = f"{app_dir}/notes_app.py", f"{app_dir}/app.env"
+        metrics = f"{app_dir}/notes_metrics.py"
         db = ctx.lab.with_role("db")[0]
         migrate = f"cd {app_dir} && runuser -u {user} -- python3 notes_app.py migrate --env-file {env_file}"
         return [
@@ -54,6 +56,7 @@ class App(Role):
             User(user, app_dir),
             Directory(app_dir, "755"),
             File(code, APP_SOURCE.read_text(), validate=PARSE_PYTHON),
+            File(metrics, METRICS_SOURCE.read_text(), validate=PARSE_PYTHON),
             Template(env_file, template="app/app.env.j2",
                      context=ctx.template_context(db=db, db_password=ctx.secrets["db_password"]),
                      mode="640", group=s["app_group"], secret=True),
@@ -62,7 +65,7 @@ class App(Role):
             Await(("db",)),
             Command("migrate schema", migrate, check_command=f"{migrate} --check", reports="schema:",
                     hint=f"is the database up? `invoke run --hosts {db.name} 'systemctl status mariadb'`"),
-            Service("halab-app", reload_on=(code,), restart_on=(env_file, UNIT)),
+            Service("halab-app", reload_on=(code, metrics), restart_on=(env_file, UNIT)),
         ]
 
 

@@ -4,11 +4,11 @@ listeners, the steps that build it, and the checks that prove it."""
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from ..converge.steps import Service, loaded_files
+from ..converge.steps import Packages, Service, loaded_files
 from ..core.errors import LabError
 from ..core.lab import ROLES
 from ..remote import facts as F
-from . import common
+from . import common, exporters
 
 
 @dataclass(frozen=True)
@@ -130,14 +130,20 @@ class Role:
     def service_steps(self, lab, host):
         """The host's Service steps (the common ones, then the role's), as provision builds them."""
         ctx = RoleContext(lab, host, self.settings(lab), _Placeholders())
-        return [s for s in common.steps(ctx) + self.steps(ctx) if isinstance(s, Service)]
+        return [s for s in self.host_steps(ctx) if isinstance(s, Service)]
+
+    def host_steps(self, ctx, firewall_steps=()):
+        """Every step of a host of this role: the common ones, the role's, the firewall's,
+        the exporters', with one apt-get run for all their packages."""
+        return one_install(exporters.with_exporters(ctx, common.steps(ctx) + self.steps(ctx) + list(firewall_steps)))
 
     def loaded_facts(self, lab, host):
         return [loaded_fact(s) for s in self.service_steps(lab, host)]
 
     def check_facts(self, lab, host):
         """What the checks of a host of this role read, gathered with every other fact."""
-        return [*(F.service(s) for s in all_services()), F.listeners(), F.addresses(),
+        return [*(F.service(s) for s in all_services() + list(exporters.services(self.name))),
+                F.listeners(), F.addresses(),
                 *self.loaded_facts(lab, host)]
 
     def checks(self, lab, host, facts):
@@ -152,11 +158,15 @@ class Role:
             elif state.running:
                 checks.append(Check(f"{unit} not running here", host.name, False,
                                     f"{unit} runs on a {host.role} host"))
+        for unit in exporters.services(self.name):
+            state = F.value(facts, F.service(unit))
+            checks.append(Check(f"{unit} active and enabled", host.name,
+                                state.running and state.is_enabled, f"{state.active}, {state.enabled}"))
         for step in self.service_steps(lab, host):
             passed, detail = runs_current(step, F.value(facts, loaded_fact(step), ()))
             checks.append(Check(f"{step.unit} runs its current configuration", host.name, passed, detail))
         sockets = F.value(facts, F.listeners(), frozenset())
-        for address, port in self.listeners(host, self.settings(lab)):
+        for address, port in self.listeners(host, self.settings(lab)) + exporters.listeners(host):
             where = "all addresses" if address == "*" else address
             ok = listening(sockets, address, port)
             seen = ", ".join(sorted(s for s in sockets if s.endswith(f":{port}"))) or "none"
@@ -171,12 +181,28 @@ class Role:
         return []
 
 
+def one_install(steps):
+    """The steps with every Packages step's names moved into the first one: one apt-get
+    run per host. Packages only move earlier, never after a step that needs them."""
+    first = next((i for i, s in enumerate(steps) if isinstance(s, Packages)), None)
+    if first is None:
+        return steps
+    names = [n for s in steps if isinstance(s, Packages) for n in s.names]
+    return [Packages(tuple(dict.fromkeys(names))) if i == first else s
+            for i, s in enumerate(steps) if i == first or not isinstance(s, Packages)]
+
+
 _registry = {}
 
 
 def register(role):
     _registry[role.name] = role
     return role
+
+
+def registered(name):
+    """The role module registered under `name` (for a role that reads another's settings)."""
+    return _registry[name]
 
 
 def all_services():

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..converge.steps import Action, Change, File, Packages, Service
 from ..core.errors import LabError
 from ..remote import facts as F
+from . import exporters
 from .base import Check, Inbound
 
 TABLE = "inet halab"
@@ -63,10 +64,13 @@ def inbound_ssh(lab, host, ssh_source):
 
 
 def host_inbound(lab, host, ssh_source=""):
-    """Every Inbound of `host`: SSH, then its role's."""
+    """Every Inbound of `host`: SSH, its role's, then its exporters' (from the monitoring
+    server alone, when the lab has one)."""
     from . import role_of
+    from .monitor import settings_of
     role = role_of(host)
-    return [inbound_ssh(lab, host, ssh_source), *role.inbound(lab, host, role.settings(lab))]
+    return [inbound_ssh(lab, host, ssh_source), *role.inbound(lab, host, role.settings(lab)),
+            *exporters.inbound(lab, host, settings_of(lab))]
 
 
 def source_names(lab, sources, ssh_source=""):

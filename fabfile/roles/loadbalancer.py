@@ -7,7 +7,8 @@ live file, reloaded when it changed. How it is proven: the checks at the end."""
 from ..core.errors import LabError
 from ..machines.providers import lab_provider
 from ..remote import facts as F
-from ..converge.steps import Directory, File, Packages, Service, Template
+from ..converge.steps import Command, Directory, File, Packages, Service, Template
+from . import exporters
 from .base import Check, Inbound, Role, register
 
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
@@ -19,6 +20,7 @@ TLS_DIR = "/etc/haproxy/tls"
 SITE_PEM = f"{TLS_DIR}/site.pem"   # the site's certificate, then its key: HAProxy's `crt`
 LAB_CA = f"{TLS_DIR}/ca.crt"        # the lab's CA: HAProxy checks the web servers against it (reencrypt)
 HEALTH_URI = "/haproxy-health"      # keepalived's chk_haproxy asks it on plain HTTP
+VRRP_METRICS = F.exists(f"{exporters.TEXTFILE_DIR}/keepalived.prom")
 # keepalived.conf's lines that say whom it talks to: `unicast_peer {`, the peers' addresses
 # alone on their lines, and `vrrp_strict` (which would break unicast).
 PEER_LINES = F.config_words(KEEPALIVED_CONF, r"^\s*(unicast_peer|vrrp_strict)|^\s*([0-9]+\.){3}[0-9]+\s*$")
@@ -197,12 +199,17 @@ class LoadBalancer(Role):
             File(LAB_CA, lambda facts: ctx.secrets["tls"].ca_cert),
             Template(HAPROXY_CFG, template="loadbalancer/haproxy.cfg.j2", context=context,
                      validate="haproxy -c -f {path}"),
-            Template(NOTIFY_SCRIPT, template="loadbalancer/keepalived-notify.sh.j2", context=context,
+            Template(NOTIFY_SCRIPT, template="loadbalancer/keepalived-notify.sh.j2",
+                     context=ctx.template_context(textfile_dir=exporters.TEXTFILE_DIR),
                      mode="755", validate="sh -n {path}"),
             Template(KEEPALIVED_CONF, template="loadbalancer/keepalived.conf.j2", context=keepalived_context,
                      mode="640", validate="keepalived -t -f {path}"),
             Service("haproxy", reload_on=(HAPROXY_CFG, SITE_PEM, LAB_CA), restart_on=(HAPROXY_DROPIN,)),
             Service("keepalived", reload_on=(KEEPALIVED_CONF, NOTIFY_SCRIPT)),
+            # The VRRP state for Prometheus is written at each transition; a balancer
+            # provisioned before the metrics existed gets its file from the last state.
+            Command("VRRP state metrics", f"{NOTIFY_SCRIPT} --metrics-only",
+                    when=lambda facts, changed: not F.value(facts, VRRP_METRICS), needs=(VRRP_METRICS,)),
         ]
 
     def check_facts(self, lab, host):

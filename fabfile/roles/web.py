@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from ..converge.steps import Absent, Directory, File, Link, Packages, Service, Template
 from ..remote import facts as F
+from . import exporters
 from .app import APP
 from .base import Check, Inbound, Role, register
 
@@ -124,7 +125,8 @@ class Web(Role):
         return checks
 
     def steps(self, ctx):
-        context = ctx.template_context(web_cert=WEB_CERT, web_key=WEB_KEY, https_port=HTTPS_PORT)
+        context = ctx.template_context(web_cert=WEB_CERT, web_key=WEB_KEY, https_port=HTTPS_PORT,
+                                       stub_status_port=exporters.STUB_STATUS_PORT)
         host = ctx.host
         reencrypt = ctx.settings["tls"] == "reencrypt"
         # reencrypt: the certificate and key before the site that names them (nginx -t reads

@@ -18,6 +18,7 @@ import yaml
 from fabfile.checks import verify as V
 from fabfile.checks.http import Reply
 from fabfile.converge.steps import Service, loaded_files
+from fabfile.roles import exporters
 from fabfile.core.lab import parse_lab
 from fabfile.remote import facts as F
 from fabfile.roles import host_plan, role_of
@@ -25,7 +26,7 @@ from fabfile.roles.db import GRANTS, account_hosts, wanted_account_hosts
 from fabfile.roles.web import UPSTREAM_LINES, app_health
 from tests.unit.fakes import fake_tls
 
-SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": ("PRIVATE\n", "ssh-ed25519 AAAAFAKE halab-lab"), "tls": fake_tls()}
+SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": ("PRIVATE\n", "ssh-ed25519 AAAAFAKE halab-lab"), "tls": fake_tls(), "exporter_db_password": "fake-Exp_pass"}
 BASE = {"lb1": ("loadbalancer", "192.168.56.11"), "lb2": ("loadbalancer", "192.168.56.12"),
         "web1": ("web", "192.168.56.21"), "app1": ("app", "192.168.56.31"), "db1": ("db", "192.168.56.41")}
 SCALED = dict(BASE, web2=("web", "192.168.56.22"), app2=("app", "192.168.56.32"))
@@ -144,7 +145,11 @@ class FakeConnection:
 def web_raw(lab, web, app2_answer):
     raw = {f"service:{u}": "enabled active" if u == "nginx" else "disabled inactive"
            for u in ("haproxy", "keepalived", "nginx", "halab-app", "mariadb")}
-    raw.update({"listeners": "LISTEN 0 511 0.0.0.0:80 0.0.0.0:*", "loaded:halab-hosts": "a b\na\nb",
+    raw.update({f"service:{u}": "enabled active" for u in exporters.services("web")})
+    raw.update({f"loaded:{u}": "a b\na\nb" for u in exporters.services("web")})
+    raw.update({"listeners": "\n".join(f"LISTEN 0 511 {s} 0.0.0.0:*" for s in
+                                       ["0.0.0.0:80", *(f"{a}:{p}" for a, p in exporters.listeners(web))]),
+                "loaded:halab-hosts": "a b\na\nb",
                 "service:halab-firewall": "enabled active", "firewall:loaded": "c\nc",
                 "loaded:nginx": "a b\na\nb",
                 UPSTREAM_LINES.key: "\n".join(f"    server {a.ip}:8000 max_fails=2 fail_timeout=5s;"

@@ -14,6 +14,7 @@ from fabfile.core.errors import LabError
 from fabfile.core.lab import parse_lab
 from fabfile.lifecycle.firewall import own_ruleset
 from fabfile.machines.providers.base import route_source
+from fabfile.roles import exporters
 from fabfile.machines.providers.docker import DOCKER
 from fabfile.machines.providers.libvirt import LIBVIRT
 from fabfile.machines.providers.virtualbox import VIRTUALBOX
@@ -240,9 +241,11 @@ def test_a_students_ruleset_that_touches_more_is_refused_before_anything_changes
 
 def test_the_matrix_targets_come_from_inbound_records_and_listeners():
     found = {(t.host, t.port): t for t in PM.targets(LAB)}
-    assert sorted(found) == [("app1", 22), ("app1", 8000), ("db1", 22), ("db1", 3306), ("lb1", 22), ("lb1", 80),
+    exporter_ports = [(h.name, port) for h in LAB.hosts for _, port in exporters.listeners(h)]
+    assert sorted(found) == sorted( [("app1", 22), ("app1", 8000), ("db1", 22), ("db1", 3306), ("lb1", 22), ("lb1", 80),
                              ("lb1", 443), ("lb1", 8404), ("lb2", 22), ("lb2", 80), ("lb2", 443), ("lb2", 8404),
-                             ("web1", 22), ("web1", 80)]
+                             ("web1", 22), ("web1", 80)] + exporter_ports)
+    assert found[("db1", 9104)].sources is None  # no monitoring server: no one may scrape
     assert found[("lb1", 443)].listening is True  # HAProxy terminates TLS there
     assert found[("db1", 3306)].service == "MariaDB"
 
@@ -273,7 +276,7 @@ def test_probes_run_at_once_and_bounded_from_each_host():
     assert fact.command.startswith(f"timeout {PM.PROBE_TIMEOUT_S} bash -c ") and PM.PROBE_TIMEOUT_S <= 5
     assert "192.168.64.41:3306" in fact.command and "& done; wait" in fact.command
     assert "192.168.64.11:" not in fact.command  # not itself
-    assert fact.command.count("192.168.64.") == 10
+    assert fact.command.count("192.168.64.") == len([t for t in PM.targets(LAB) if t.host != "lb1"])
     assert PM.parse_probes("192.168.64.41:3306 1\n192.168.64.21:80 0\nnoise\n") == {
         "192.168.64.41:3306": 1, "192.168.64.21:80": 0}
 
@@ -308,7 +311,7 @@ def test_the_matrix_judges_each_path_and_names_what_differs():
     assert unreachable and all(p.how == "not probed (source unreachable)" for p in unreachable)
     columns, rows = PM.rows(LAB, paths)
     assert columns == ["to \\ from", "lb1", "lb2", "web1", "app1", "db1", "host"]
-    assert ["db1:3306 MariaDB", "OPEN! want closed"] == rows[-1][:2]
+    assert ["db1:3306 MariaDB", "OPEN! want closed"] in [row[:2] for row in rows]
     assert rows[0][0] == "lb1:22 SSH" and rows[0][1] == "-"
 
 
@@ -359,3 +362,16 @@ def test_virtualbox_says_plainly_what_it_offers():
         VIRTUALBOX.console_argv(LAB, "web1")
     assert "no serial port" in caught.value.problem and "Show" in caught.value.fix
     assert "hfw-web1" in caught.value.fix
+
+
+def test_a_monitoring_server_alone_may_scrape_and_the_stats_port_keeps_the_lab_host():
+    monitored = make_lab({"mon1": {"role": "monitor", "ip": "192.168.64.51"}})
+    found = {(t.host, t.port): t for t in PM.targets(monitored)}
+    mon1, lab_host, web1 = "192.168.64.51", monitored.gateway, "192.168.64.21"
+    for host in ("lb1", "web1", "app1", "db1", "mon1"):
+        assert found[(host, exporters.NODE_PORT)].allows(mon1)
+        assert not found[(host, exporters.NODE_PORT)].allows(web1)
+    assert found[("db1", exporters.MYSQLD_PORT)].allows(mon1) and not found[("db1", exporters.MYSQLD_PORT)].allows(lab_host)
+    stats = found[("lb1", 8404)]
+    assert stats.allows(lab_host) and stats.allows(mon1) and not stats.allows(web1)
+    assert 'ip saddr 192.168.64.51 tcp dport 9100 accept' in ruleset(monitored, "db1")

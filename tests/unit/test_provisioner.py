@@ -81,7 +81,7 @@ def test_every_host_runs_with_its_role_and_the_fake_secrets(monkeypatch, fake_se
     for name, steps in fake.steps.items():
         [key] = [s for s in steps if isinstance(s, File) and s.path == "/home/vagrant/.ssh/id_ed25519"]
         assert key.content == PRIVATE_KEY
-    assert fake_secrets == ["db_password"]
+    assert fake_secrets == ["db_password", "exporter_db_password"]
     assert report.failed == [] and report.changed == 0
     assert all(provisioner.done[n].is_set() for n in conns)
 

@@ -11,6 +11,7 @@ from fabfile.core.lab import load_lab, parse_lab
 from fabfile.remote import facts as F
 from fabfile.roles import ROLES, Check, all_services, host_plan, role_of
 from fabfile.roles import loadbalancer as LB
+from fabfile.roles import exporters
 from fabfile.roles import web as WEB
 from fabfile.roles.db import account_hosts
 from tests.unit.fakes import fake_tls
@@ -18,7 +19,7 @@ from tests.unit.fakes import fake_tls
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LAB = load_lab(PROJECT_DIR / "lab.yml")
 VIP = "192.168.56.10"
-SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": ("PRIVATE\n", "ssh-ed25519 AAAAFAKE halab-lab"), "tls": fake_tls()}
+SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": ("PRIVATE\n", "ssh-ed25519 AAAAFAKE halab-lab"), "tls": fake_tls(), "exporter_db_password": "fake-Exp_pass"}
 SCALED_EXTRA = {"web2": {"role": "web", "ip": "192.168.56.22"}, "app2": {"role": "app", "ip": "192.168.56.32"}}
 
 
@@ -87,13 +88,18 @@ LISTENING = {"loadbalancer": lambda h: ss("0.0.0.0:80", "0.0.0.0:443", f"{h.ip}:
 FIREWALL_HEALTHY = {"service:halab-firewall": "enabled active", "firewall:loaded": "ccc\nccc"}
 
 
+def exporter_sockets(host):
+    return [f"{address}:{port}" for address, port in exporters.listeners(host)]
+
+
 def healthy_raw(lab, host, vip=None, state=None):
     role = role_of(host)
     raw = {f"service:{u}": "enabled active" if u in role.services else "disabled inactive" for u in all_services()}
     raw.update(FIREWALL_HEALTHY)
+    raw.update({f"service:{u}": "enabled active" for u in exporters.services(host.role)})
     raw["addresses"] = ip_addr(host.ip, vip if vip is not None else host.name == "lb1")
-    raw["listeners"] = LISTENING[host.role](host)
-    for unit in ("halab-hosts", *role.services):
+    raw["listeners"] = LISTENING[host.role](host) + "\n" + ss(*exporter_sockets(host))
+    for unit in ("halab-hosts", *role.services, *exporters.services(host.role)):
         raw[f"loaded:{unit}"] = "aaa bbb\naaa\nbbb"  # recorded hashes = the files' hashes now
     if host.role == "loadbalancer":
         raw["haproxy_backends"] = stats_csv({w.name: "UP" for w in lab.with_role("web")})
@@ -112,6 +118,8 @@ def checks_of(lab, name, **changes):
     host = lab.host(name)
     role = role_of(host)
     raw = healthy_raw(lab, host)
+    if "listeners" in changes:  # the case is about the role's ports: the exporters' stay as healthy
+        changes = dict(changes, listeners=changes["listeners"] + "\n" + ss(*exporter_sockets(host)))
     raw.update(changes)
     return role.checks(lab, host, F.parse_raw(role.check_facts(lab, host), raw))
 
@@ -157,6 +165,26 @@ HEALTHY = {
             Check("port 3306 on 192.168.56.41", "db1", True, "listening on 192.168.56.41:3306"),
             Check("notes accounts: one per app host, no other", "db1", True, "192.168.56.31")],
 }
+
+
+def with_exporter_checks(name, checks):
+    """A host's healthy checks with its exporters': active, current, on the private IP,
+    each after the last check of its kind (the order Role.checks gives)."""
+    host = LAB.host(name)
+    units = exporters.services(host.role)
+    extra = {"active and enabled": [Check(f"{u} active and enabled", name, True, "active, enabled") for u in units],
+             "runs its current configuration": [Check(f"{u} runs its current configuration", name, True,
+                                                      "its files are as it last loaded them") for u in units],
+             "port ": [Check(f"port {port} on {ip}", name, True, f"listening on {ip}:{port}")
+                       for ip, port in exporters.listeners(host)]}
+    out = list(checks)
+    for kind, added in extra.items():
+        last = max(i for i, c in enumerate(out) if kind in c.name and (kind != "port " or c.name.startswith(kind)))
+        out[last + 1:last + 1] = added
+    return out
+
+
+HEALTHY = {name: with_exporter_checks(name, checks) for name, checks in HEALTHY.items()}
 
 
 @pytest.mark.parametrize("name", sorted(HEALTHY))
@@ -232,7 +260,7 @@ def test_balancer_without_https_fails():
      "`invoke provision` restarts it"),
     ("lb2", "keepalived", "aaa bbb\nccc\nbbb", "/etc/keepalived/keepalived.conf or /etc/keepalived/notify.sh changed "
                                                 "since it last loaded them: `invoke provision` reloads it"),
-    ("app1", "halab-app", "aaa bbb\nccc\nddd", "/opt/halab-app/notes_app.py, /opt/halab-app/app.env "
+    ("app1", "halab-app", "aaa bbb\nccc\nddd", "/opt/halab-app/notes_app.py, /opt/halab-app/notes_metrics.py, /opt/halab-app/app.env "
                                                 "or /etc/systemd/system/halab-app.service changed since it last loaded "
                                                 "them: `invoke provision` restarts it"),
     ("db1", "halab-hosts", "aaa bbb\naaa\nccc", "/etc/halab/hosts or /etc/systemd/system/halab-hosts.service changed "
@@ -481,8 +509,10 @@ def test_preferred_master_and_peers():
 
 def test_services_of_every_role():
     assert {name: role.services for name, role in ROLES.items()} == {
-        "loadbalancer": ("haproxy", "keepalived"), "web": ("nginx",), "app": ("halab-app",), "db": ("mariadb",)}
-    assert all_services() == ["halab-app", "haproxy", "keepalived", "mariadb", "nginx"]
+        "loadbalancer": ("haproxy", "keepalived"), "web": ("nginx",), "app": ("halab-app",), "db": ("mariadb",),
+        "monitor": ("prometheus", "prometheus-alertmanager")}
+    assert all_services() == ["halab-app", "haproxy", "keepalived", "mariadb", "nginx", "prometheus",
+                              "prometheus-alertmanager"]
 
 
 def test_listeners_of_every_role_with_the_defaults():
@@ -518,7 +548,7 @@ def test_checks_follow_an_overridden_port():
     lab = make_lab(settings=OVERRIDES)
     host = lab.host("app1")
     role = role_of(host)
-    facts = F.parse_raw(role.check_facts(lab, host), dict(healthy_raw(lab, host), listeners=ss("192.168.56.31:8000")))
+    facts = F.parse_raw(role.check_facts(lab, host), dict(healthy_raw(lab, host), listeners=ss("192.168.56.31:8000", *exporter_sockets(host))))
     assert failed(role.checks(lab, host, facts)) == [
         Check("port 9000 on 192.168.56.31", "app1", False, "not on 192.168.56.31:9000; sockets: none")]
 

@@ -37,13 +37,12 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "roles"
 CONVERGED = "@converged"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nFAKEKEY\n-----END OPENSSH PRIVATE KEY-----\n"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFAKEFAKEFAKE halab-lab"
-SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": (PRIVATE_KEY, PUBLIC_KEY), "tls": fake_tls()}
+SECRETS = {"db_password": "fake-Db_pass", "lab_ssh_key": (PRIVATE_KEY, PUBLIC_KEY), "tls": fake_tls(), "exporter_db_password": "fake-Exp_pass"}
 # recorded "reload restart" hashes, then the current ones: equal, nothing stale
 LOADED_CONVERGED = "aaa bbb\naaa\nbbb"
 SSH_SOURCE = "172.17.0.1"  # where the hosts see Vagrant's SSH come from (Docker's default bridge)
 # Every host's firewall, converged, for the cases that are about something else.
 FIREWALL_CONVERGED = {
-    "packages:nftables": "nftables=installed",
     "file:/etc/halab/firewall.nft": CONVERGED,
     "firewall:loaded": "ccc\nccc",
     "file:/etc/systemd/system/halab-firewall.service": CONVERGED,
@@ -136,15 +135,18 @@ def test_every_role_has_a_fresh_and_a_converged_case():
 def test_fresh_balancer_installs_its_packages_before_any_role_file():
     planned, changes = plan_case(load_case(FIXTURES / "loadbalancer" / "fresh.json"))
     names = [name for name, _ in planned]
-    role_start = names.index("packages haproxy keepalived curl")
+    role_start = names.index("packages haproxy keepalived curl prometheus-node-exporter nftables")
     assert names[role_start - 1] == "file /etc/motd"  # the common steps come first, then the role's
     assert names[role_start + 1:] == [
         "directory /etc/systemd/system/haproxy.service.d",
         "file /etc/systemd/system/haproxy.service.d/keepalived.conf",
         "directory /etc/haproxy/tls", "file /etc/haproxy/tls/site.pem", "file /etc/haproxy/tls/ca.crt",
         "file /etc/haproxy/haproxy.cfg", "file /etc/keepalived/notify.sh", "file /etc/keepalived/keepalived.conf",
-        "service haproxy", "service keepalived"]
-    assert changes["packages haproxy keepalived curl"].refresh_facts is True
+        "service haproxy", "service keepalived", "VRRP state metrics",
+        # then the exporters, once the service they watch runs
+        "directory /var/lib/prometheus/node-exporter", "file /etc/default/prometheus-node-exporter",
+        "service prometheus-node-exporter"]
+    assert changes["packages haproxy keepalived curl prometheus-node-exporter nftables"].refresh_facts is True
 
 
 def test_unknown_fact_in_a_case_is_refused():

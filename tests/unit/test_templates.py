@@ -25,6 +25,9 @@ TEMPLATES_BY_ROLE = {
     "app": ["app/gunicorn.service.j2", "app/app.env.j2"],
     "db": ["db/mariadb-lab.cnf.j2", "db/grants.sql.j2"],
 }
+# Rendered for a monitored lab in test_monitor.py (the console page holds Go templates).
+MONITOR_TEMPLATES = ["monitor/prometheus.yml.j2", "monitor/halab-rules.yml.j2", "monitor/alertmanager.yml.j2",
+                     "monitor/halab.html.j2", "monitor/prometheus.default.j2", "monitor/alertmanager.default.j2"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def render(template, host_name, hosts=BASE_HOSTS, overrides=None, db_password=PA
     role = next(h.role for h in hosts if h.name == host_name)
     lab = make_lab(hosts, {role: overrides} if overrides else None)
     host = lab.host(host_name)
-    secrets = {"db_password": db_password, "lab_ssh_key": ("PRIVATE KEY", "ssh-ed25519 AAAAtest halab-lab")}
+    secrets = {"db_password": db_password, "exporter_db_password": "fake-Exp_pass", "lab_ssh_key": ("PRIVATE KEY", "ssh-ed25519 AAAAtest halab-lab")}
     steps, _ = host_plan(lab, host, secrets)
     step = next(s for s in steps if isinstance(s, Template) and s.template == template)
     context = step.context(host_facts(host, steps)) if callable(step.context) else dict(step.context)
@@ -105,8 +108,8 @@ def test_every_template_file_is_covered():
     on_disk = {str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*.j2")
                if p.relative_to(TEMPLATES_DIR).parts[0] != "views"}
     # common/firewall.nft.j2 is rendered from the roles' Inbound records: tests/unit/test_firewall.py
-    assert on_disk == {t for templates in TEMPLATES_BY_ROLE.values() for t in templates} | \
-        set(COMMON_TEMPLATES) | {"common/firewall.nft.j2"}
+    assert on_disk == ({t for templates in TEMPLATES_BY_ROLE.values() for t in templates} | set(COMMON_TEMPLATES)
+                       | set(MONITOR_TEMPLATES) | {"common/firewall.nft.j2"})
 
 
 def test_every_host_knows_every_other_by_name():
@@ -330,7 +333,7 @@ def test_gunicorn_unit():
     assert "ExecStart=/usr/bin/gunicorn \\" in lines
     assert "--bind 192.168.56.31:8000 \\" in lines
     assert "--workers 3 \\" in lines
-    assert "--access-logfile - \\" in lines and "notes_app:application" in lines
+    assert "--access-logfile - \\" in lines and "notes_metrics:application" in lines
     assert "ExecReload=/bin/kill -s HUP $MAINPID" in lines
     assert "Restart=on-failure" in lines and "RestartSec=1" in lines
     assert "After=network-online.target" in lines
