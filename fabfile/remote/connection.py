@@ -137,11 +137,22 @@ class LabConnection(Connection):
 
     def fresh(self, connect_timeout=CONNECT_TIMEOUT):
         """A new, open connection to the same endpoint: proof that one still gets in."""
+        connection = self.sibling(connect_timeout)
+        connection.open()
+        return connection
+
+    def sibling(self, connect_timeout=CONNECT_TIMEOUT):
+        """A new connection (not yet open) to the same endpoint, with the same strict host
+        key check."""
         connection = LabConnection(host=self.host, port=self.port, user=self.user,
                                    connect_timeout=connect_timeout, config=self.config,
                                    connect_kwargs=dict(self.connect_kwargs, banner_timeout=connect_timeout,
                                                        auth_timeout=connect_timeout))
-        connection.open()
+        connection.lab_host = self.lab_host
+        for name, keys in self.client.get_host_keys().items():
+            for key_type, key in keys.items():
+                connection.client.get_host_keys().add(name, key_type, key)
+        connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
         return connection
 
     def run_input(self, command, data, timeout):

@@ -253,3 +253,15 @@ def test_scanning_a_host_that_does_not_answer_is_a_lab_error(key_file):
         with pytest.raises(LabError) as caught:
             connection.scan_host_key(endpoint(key_file, port=port), timeout=2)
     assert caught.value.host == "lb1" and "invoke up" in caught.value.fix
+
+
+def test_a_fresh_connection_checks_the_same_host_key_strictly(key_file):
+    """The firewall's confirmation opens a new connection: it must trust the recorded key
+    alone, like the first one (found by running provision with both features on)."""
+    conn = connect(endpoint(key_file))
+    conn.lab_host = "web1"
+    sibling = conn.sibling(3)
+    assert sibling.lab_host == "web1" and sibling.connect_timeout == 3
+    assert {name: dict(keys) for name, keys in sibling.client.get_host_keys().items()} == \
+        {name: dict(keys) for name, keys in conn.client.get_host_keys().items()}
+    assert isinstance(sibling.client._policy, paramiko.RejectPolicy)
