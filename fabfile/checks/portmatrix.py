@@ -68,7 +68,7 @@ def targets(lab):
             if inbound.proto == "tcp":
                 ports[inbound.port] = joined(ports.get(inbound.port), inbound)
         for port in listened - set(ports):
-            ports[port] = (f"{role.name} port {port}", None)
+            ports[port] = (exporters.SERVICE_NAMES.get(port, f"{role.name} port {port}"), None)
         for port in sorted(ports):
             service, sources = ports[port]
             found.append(Target(host.name, host.ip, port, service, sources, port in listened))

@@ -12,6 +12,7 @@ from ..remote import facts as F
 NODE_PORT = 9100             # Prometheus' registered default ports
 NGINX_PORT = 9113
 MYSQLD_PORT = 9104
+SERVICE_NAMES = {NODE_PORT: "node exporter", NGINX_PORT: "Nginx exporter", MYSQLD_PORT: "MySQL exporter"}
 STUB_STATUS_PORT = 8080      # Nginx's stub_status on 127.0.0.1, read by the Nginx exporter
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # keepalived's notify script writes VRRP state here
 MYSQLD_MY_CNF = "/var/lib/prometheus/.my.cnf"       # the MySQL exporter's account, mode 0600
