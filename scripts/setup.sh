@@ -42,6 +42,20 @@ host_packages() {
   say "host packages: installed ${missing[*]}"
 }
 
+# Every systemd container takes several inotify instances of root's; the kernel's default
+# of 128 stops the 26th or so (the end-to-end tests run up to four labs): containers then
+# exit with code 255 and say nothing. 1024 is what systemd hosts commonly set.
+inotify_instances() {
+  local now; now=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 0)
+  if [ "$now" -ge 1024 ]; then
+    say "inotify instances: $now (enough for several labs)"
+    return
+  fi
+  as_root sysctl -q -w fs.inotify.max_user_instances=1024
+  as_root sh -c 'echo "fs.inotify.max_user_instances = 1024" > /etc/sysctl.d/60-halab.conf'
+  say "inotify instances: raised from $now to 1024 (/etc/sysctl.d/60-halab.conf)"
+}
+
 docker_daemon() {
   command -v docker >/dev/null 2>&1 || return 0
   if docker info >/dev/null 2>&1; then
@@ -124,6 +138,7 @@ python_env() {
 
 if is_debian_like; then
   host_packages
+  inotify_instances
   docker_daemon
   libvirt_daemons
 else
