@@ -40,6 +40,8 @@ def test_containers_run_without_sys_admin_seccomp_off_or_the_hosts_cgroup_namesp
         config = c["HostConfig"]
         assert config["Privileged"] is False, c["Name"]
         assert [cap.removeprefix("CAP_") for cap in config["CapAdd"]] == ["NET_ADMIN"], config["CapAdd"]
+        assert {cap.removeprefix("CAP_") for cap in config["CapDrop"]} == {"MKNOD", "SETFCAP", "AUDIT_WRITE",
+                                                                          "FSETID"}, config["CapDrop"]
         assert not [o for o in config.get("SecurityOpt") or [] if "unconfined" in o], config["SecurityOpt"]
         assert config["CgroupnsMode"] == "private", c["Name"]
         assert not [b for b in config["Binds"] if b.split(":")[0] in ("/sys/fs/cgroup", "/sys")], config["Binds"]
