@@ -40,6 +40,8 @@ def test_containers_run_without_sys_admin_seccomp_off_or_the_hosts_cgroup_namesp
         config = c["HostConfig"]
         assert config["Privileged"] is False, c["Name"]
         assert [cap.removeprefix("CAP_") for cap in config["CapAdd"]] == ["NET_ADMIN"], config["CapAdd"]
+        assert {cap.removeprefix("CAP_") for cap in config["CapDrop"]} == {"MKNOD", "SETFCAP", "AUDIT_WRITE",
+                                                                          "FSETID"}, config["CapDrop"]
         assert not [o for o in config.get("SecurityOpt") or [] if "unconfined" in o], config["SecurityOpt"]
         assert config["CgroupnsMode"] == "private", c["Name"]
         assert not [b for b in config["Binds"] if b.split(":")[0] in ("/sys/fs/cgroup", "/sys")], config["Binds"]
@@ -143,3 +145,17 @@ def test_a_host_key_mismatch_is_refused_with_the_host_and_the_fix(lab_cli, forge
 
 def test_invoke_ssh_checks_strictly_against_the_labs_known_hosts(lab_cli):
     assert lab_cli.invoke("ssh", "web1", "-c", "hostname").stdout.strip() == "web1"
+
+
+def test_a_recreated_host_gets_its_new_key_recorded_and_the_others_keep_theirs(lab_cli, provisioned):
+    before = known_hosts_path(lab_cli.lab).read_text().splitlines()
+    lab_cli.invoke("reset", "--hosts", "web1", "--yes")  # docker: destroyed, created, provisioned
+    after = dict(line.split(" ", 1) for line in known_hosts_path(lab_cli.lab).read_text().splitlines())
+    before = dict(line.split(" ", 1) for line in before)
+    assert after["web1"] != before["web1"], "web1 made new keys at its first boot"
+    pub = docker("exec", container(lab_cli, "web1"), "cat", HOST_KEY_FILE).stdout.split()
+    assert after["web1"] == f"{pub[0]} {pub[1]}"
+    assert {h: k for h, k in after.items() if h != "web1"} == {h: k for h, k in before.items() if h != "web1"}
+    out = lab_cli.run("hostname").stdout  # every host, web1 included, passes the strict check
+    for host in lab_cli.lab.hosts:
+        assert re.search(rf"^{host.name}\s*\| {host.name}$", out, re.M), out
