@@ -68,11 +68,12 @@ DEFAULTS = {
 # while the master is fine: a false failover. Each value is the fastest with no false
 # transition in `invoke soak` with both cores busy; README "VRRP timers" has the figures.
 TIMERS_BY_PROVIDER = {
-    "docker": {"advert_int": 0.1},      # containers: the host's own scheduler and clock
-    "virtualbox": {"advert_int": 0.2},  # not yet soaked: hardware-virtualised guests whose
-                                        # vCPUs a loaded host deschedules for tens of ms
-    "libvirt": {"advert_int": 1.0},     # not yet soaked: on these machines QEMU's TCG, where
-                                        # a loaded guest's timers slip by hundreds of ms
+    "docker": {"advert_int": 0.5},      # soaked: 0.1 flapped ~1000 times an hour, 0.2 once in
+                                        # 10 min, 0.5 held (README "VRRP timers")
+    "virtualbox": {"advert_int": 1.0},  # not yet soaked: a guest kernel over a vCPU that a
+                                        # loaded host deschedules like any process; margin
+    "libvirt": {"advert_int": 2.0},     # not yet soaked: on these machines QEMU's TCG, where a
+                                        # loaded guest runs many times slower than a container
 }
 TUNED = sorted({k for chosen in TIMERS_BY_PROVIDER.values() for k in chosen})
 

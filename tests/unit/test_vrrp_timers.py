@@ -42,7 +42,7 @@ def test_switching_provider_changes_keepalived_conf_and_nothing_else(monkeypatch
                            "loadbalancer/keepalived-notify.sh.j2", "loadbalancer/haproxy-keepalived.conf.j2")}
     changed = [t for t in rendered["docker"] if rendered["docker"][t] != rendered["libvirt"][t]]
     assert changed == ["loadbalancer/keepalived.conf.j2"]
-    assert "advert_int 1.0" in rendered["libvirt"][changed[0]]
+    assert f"advert_int {LB.TIMERS_BY_PROVIDER['libvirt']['advert_int']}" in rendered["libvirt"][changed[0]]
 
 
 def test_lab_provider_reads_the_machines_then_the_environment(monkeypatch, tmp_path):
