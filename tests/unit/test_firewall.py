@@ -359,3 +359,21 @@ def test_virtualbox_says_plainly_what_it_offers():
         VIRTUALBOX.console_argv(LAB, "web1")
     assert "no serial port" in caught.value.problem and "Show" in caught.value.fix
     assert "hfw-web1" in caught.value.fix
+
+
+def test_provision_refuses_before_anything_when_a_hosts_ssh_source_is_unknown(monkeypatch):
+    from fabfile.lifecycle import provision as P
+
+    class Machines:
+        lab = LAB
+        inventory = type("I", (), {"cached_endpoints": staticmethod(lambda: {h: 1 for h in LAB.host_names})})()
+
+        def connections(self, hosts):
+            return {h.name: object() for h in hosts}
+
+        def ssh_sources(self, hosts):
+            return {h.name: SSH_SOURCE for h in hosts if h.name != "web1"}
+
+    monkeypatch.setattr(P, "Provisioner", lambda *a, **k: pytest.fail("provisioned"))
+    with pytest.raises(LabError, match="cannot tell where web1 see"):
+        P.provision(Machines(), list(LAB.hosts))
