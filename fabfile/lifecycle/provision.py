@@ -122,13 +122,15 @@ def provision(machines, hosts, dry_run=False):
     if not dry_run:
         boot_stopped(machines, hosts)
     connections = machines.connections(hosts)
-    info(f"lab {lab.name}: {'dry run over' if dry_run else 'provisioning'} {', '.join(connections)}")
+    # The firewall lets SSH in from where each host sees it come from: unknown, it would
+    # shut Vagrant out, so nothing starts.
     ssh_sources = machines.ssh_sources(hosts)
     unknown = [name for name in connections if not ssh_sources.get(name)]
     if unknown:
-        raise LabError(f"where {', '.join(unknown)} see(s) this machine's SSH come from is not known "
-                       "(no route to its SSH endpoint); the firewall would shut it out",
+        raise LabError(f"cannot tell where {', '.join(unknown)} see this machine's SSH come from "
+                       "(no route to the SSH endpoint); their firewall would shut it out",
                        "run `invoke up` again (it refreshes the SSH endpoints)")
+    info(f"lab {lab.name}: {'dry run over' if dry_run else 'provisioning'} {', '.join(connections)}")
     report = Provisioner(lab, connections, dry_run=dry_run, ssh_sources=ssh_sources).run()
     info(report.table())
     if not dry_run and not report.failed:

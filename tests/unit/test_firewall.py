@@ -375,3 +375,21 @@ def test_a_monitoring_server_alone_may_scrape_and_the_stats_port_keeps_the_lab_h
     stats = found[("lb1", 8404)]
     assert stats.allows(lab_host) and stats.allows(mon1) and not stats.allows(web1)
     assert 'ip saddr 192.168.64.51 tcp dport 9100 accept' in ruleset(monitored, "db1")
+
+
+def test_provision_refuses_before_anything_when_a_hosts_ssh_source_is_unknown(monkeypatch):
+    from fabfile.lifecycle import provision as P
+
+    class Machines:
+        lab = LAB
+        inventory = type("I", (), {"cached_endpoints": staticmethod(lambda: {h: 1 for h in LAB.host_names})})()
+
+        def connections(self, hosts):
+            return {h.name: object() for h in hosts}
+
+        def ssh_sources(self, hosts):
+            return {h.name: SSH_SOURCE for h in hosts if h.name != "web1"}
+
+    monkeypatch.setattr(P, "Provisioner", lambda *a, **k: pytest.fail("provisioned"))
+    with pytest.raises(LabError, match="cannot tell where web1 see"):
+        P.provision(Machines(), list(LAB.hosts))
