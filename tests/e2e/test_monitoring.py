@@ -1,29 +1,64 @@
-"""Monitoring on a real lab: a monitoring server (HALAB_E2E_LAB_FILE naming a copy of
-labs/monitored.yml on its own subnet) scrapes every exporter, verify proves the targets up
+"""Monitoring on a real lab: a monitoring server scrapes every exporter, verify proves the targets up
 and the rules loaded, `invoke monitor --json` reports them, a failover drill records the
-VIP-moved alert firing and resolving, and a broken rule never replaces the running ones."""
+VIP-moved alert firing and resolving, and a broken rule never replaces the running ones.
+
+The lab is the active e2e lab when it has a monitoring server; otherwise one of its own:
+labs/monitored.yml's topology named after the active lab plus "m", on the active lab's
+network moved up by 50 /24s (halabci on 192.168.59.0/24 -> halabcim on 192.168.109.0/24),
+booted for this module and destroyed at its end."""
+import ipaddress
 import json
 import shutil
 import time
 
 import pytest
+import yaml
 
 from fabfile.checks.http import request
 from fabfile.checks.netsafety import ensure_local_route
 from fabfile.converge.templates import TEMPLATES_DIR
 from tests import browser
-from tests.e2e.conftest import read_json
+from fabfile.core.config import PROJECT_DIR
+from tests.e2e.conftest import LAB_FILE, LabCLI, read_json
 
 pytestmark = pytest.mark.e2e
 EXPECTED_JOBS = {"loadbalancer": {"node", "haproxy"}, "web": {"node", "nginx"}, "app": {"node", "app"},
                  "db": {"node", "mysqld"}, "monitor": {"node"}}
 
 
+def monitored_lab(base_file):
+    """labs/monitored.yml's hosts on the active lab's network moved up by 50 /24s."""
+    base = yaml.safe_load(base_file.read_text())
+    topology = yaml.safe_load((PROJECT_DIR / "labs" / "monitored.yml").read_text())
+    network = ipaddress.ip_network(base["network"])
+    moved = ipaddress.ip_network(f"{network.network_address + 50 * 256}/{network.prefixlen}")
+    assert moved.is_private, f"{network} moved up by 50 /24s leaves the private ranges"
+    origin = ipaddress.ip_network(topology["network"]).network_address
+
+    def at(ip):
+        return str(moved.network_address + (int(ipaddress.ip_address(ip)) - int(origin)))
+
+    return {"name": base["name"] + "m", "network": str(moved), "vip": at(topology["vip"]),
+            "hosts": {name: dict(spec, ip=at(spec["ip"])) for name, spec in topology["hosts"].items()}}
+
+
 @pytest.fixture(scope="module")
-def monitored(lab_cli, provisioned):
-    if not lab_cli.lab.with_role("monitor"):
-        pytest.skip("the e2e lab has no monitoring server: set HALAB_E2E_LAB_FILE to a copy of labs/monitored.yml")
-    return lab_cli
+def monitored(tmp_path_factory):
+    active = LabCLI()
+    if active.lab.with_role("monitor"):
+        active.invoke("up", "--provider", "docker")
+        active.invoke("provision")
+        yield active
+        return
+    path = tmp_path_factory.mktemp("monitored") / "lab.yml"
+    path.write_text(yaml.safe_dump(monitored_lab(LAB_FILE), sort_keys=False))
+    cli = LabCLI(path)
+    try:
+        cli.invoke("up", "--provider", "docker")
+        cli.invoke("provision")
+        yield cli
+    finally:
+        cli.invoke("destroy", "--yes", check=False)
 
 
 def monitor_json(cli):
