@@ -2,6 +2,7 @@
 explains one. The logic lives in fabfile/; these tasks parse options and call it."""
 import contextlib
 import functools
+import logging
 import os
 import signal
 import sys
@@ -16,6 +17,10 @@ from fabfile.machines import Machines
 
 HOSTS_HELP = "comma-separated host names from lab.yml (default: every host)"
 ROLES_HELP = "comma-separated roles: loadbalancer, web, app, db, monitor"
+
+# paramiko logs a traceback for every connection a booting or firewalled host refuses; the
+# lab's own errors say it once, plainly. HALAB_DEBUG=1 shows paramiko's as well.
+logging.getLogger("paramiko").setLevel(logging.DEBUG if os.environ.get("HALAB_DEBUG") else logging.CRITICAL)
 
 
 def names(value):
