@@ -36,8 +36,10 @@ class ResetPlan:
         """What the reset will do, host by host: the question's body and the log's line."""
         parts = []
         if self.restore:
-            parts.append(f"{', '.join(self.restore)} go back to snapshot {self.stage!r} "
-                         f"({self._lost(self.restore)} since it was taken)")
+            hosts, verb = ", ".join(self.restore), "goes" if len(self.restore) == 1 else "go"
+            lost = self._lost(self.restore).replace("on them", "on it") if len(self.restore) == 1 \
+                else self._lost(self.restore)
+            parts.append(f"{hosts} {verb} back to snapshot {self.stage!r} ({lost} since it was taken)")
         if self.recreate:
             why = (f"the {self.provider} provider has no snapshots" if not self.snapshots
                    else f"no snapshot {self.stage!r}; --recreate asked for it")

@@ -18,7 +18,8 @@ from fabfile.core.lab import load_lab
 
 # HALAB_E2E_LAB_FILE: another lab file (its own name and subnet), so that two e2e runs on
 # one machine never share a lab.
-LAB_FILE = Path(os.environ.get("HALAB_E2E_LAB_FILE") or Path(__file__).with_name("lab.yml"))
+# Absolute: some tests run the commands from another checkout.
+LAB_FILE = Path(os.environ.get("HALAB_E2E_LAB_FILE") or Path(__file__).with_name("lab.yml")).resolve()
 INVOKE = [sys.executable, "-m", "invoke"]
 PROVIDERS = [p.strip() for p in os.environ.get("HALAB_E2E_PROVIDERS", "docker").split(",") if p.strip()]
 # The libvirt lab: VMs under QEMU, on their own name and subnet.

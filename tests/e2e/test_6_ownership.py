@@ -78,8 +78,8 @@ def test_reset_on_a_terminal_asks_naming_the_hosts_and_no_keeps_them(lab_cli, pr
         os.close(master)
     assert proc.returncode == 1 and "not reset" in err, (out, err)
     assert f"Reset web1 of lab {lab_cli.lab.name} (docker) to provisioned?" in out
-    assert "the docker provider has no snapshots, so this is how docker resets" in out
-    assert "everything on them is lost" in out and out.rstrip().endswith("[y/N]")
+    assert "web1 goes back to snapshot 'provisioned'" in out
+    assert "everything on it is lost" in out and out.rstrip().endswith("[y/N]")
     assert container_ids(lab_cli) == before
 
 
@@ -87,10 +87,9 @@ def test_reset_without_a_terminal_resets_as_documented_then_with_yes(lab_cli, pr
     before = container_ids(lab_cli)
     out = lab_cli.invoke("reset", "--hosts", "web1").stdout  # stdin is not a terminal: no question
     assert "[y/N]" not in out
-    assert re.search(r"resetting web1 to provisioned: web1 will be destroyed and created again and "
-                     r"provisioned \(the docker provider has no snapshots", out), out
+    assert "resetting web1 to provisioned: web1 goes back to snapshot 'provisioned'" in out, out
     after = container_ids(lab_cli)
-    assert after["%s-web1" % lab_cli.lab.name] != before["%s-web1" % lab_cli.lab.name], "recreated"
+    assert after["%s-web1" % lab_cli.lab.name] != before["%s-web1" % lab_cli.lab.name], "a new container from the snapshot"
     assert {k: v for k, v in after.items() if not k.endswith("-web1")} == \
         {k: v for k, v in before.items() if not k.endswith("-web1")}, "only web1"
     lab_cli.invoke("verify")

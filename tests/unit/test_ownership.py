@@ -398,7 +398,7 @@ def test_reset_with_recreate_restores_what_it_can_and_recreates_the_rest(no_prov
     assert ("snapshot", "restore", ["lb1"], "provisioned") in machines.events
     assert ("destroy", ["lb2"]) in machines.events and ("up", ["lb2"], "virtualbox") in machines.events
     assert no_provision == [machines.lab.host_names]
-    assert "lab halab: resetting lb1, lb2 to provisioned: lb1 go back to snapshot" in capsys.readouterr().out
+    assert "lab halab: resetting lb1, lb2 to provisioned: lb1 goes back to snapshot" in capsys.readouterr().out
 
 
 def test_reset_where_every_snapshot_exists_needs_no_recreate(no_provision):
