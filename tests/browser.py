@@ -4,6 +4,7 @@ Every run gets a fresh profile, a bounded time, and a host resolver that resolve
 so a page that tried to fetch anything from outside could not. With `net_log`, chromium also
 records every request it made; `page_requests` reads back the ones the page itself made
 (chromium's own background requests, also unresolvable here, are left out)."""
+import ipaddress
 import json
 import os
 import shutil
@@ -23,12 +24,12 @@ def available():
 
 def _run(arguments, net_log=None, names=None, trusted_ca=None):
     """chromium with a fresh profile. `names` ({name: address}) are the only names it
-    resolves; `trusted_ca` is a CA certificate it trusts, through an NSS database in a
-    home of its own (where chromium on Linux reads the user's trusted authorities)."""
+    resolves; a name that is an IP address (mapped to itself) is let through as it is.
+    `trusted_ca` is a CA certificate it trusts, through an NSS database in a home of its
+    own (where chromium on Linux reads the user's trusted authorities)."""
     with tempfile.TemporaryDirectory(prefix="halab-chromium-") as profile:
-        rules = [f"MAP {name} {address}" for name, address in (names or {}).items()] + [RESOLVE_NOTHING]
         command = ["chromium", *FLAGS, f"--user-data-dir={profile}/data",
-                   f"--host-resolver-rules={', '.join(rules)}"]
+                   f"--host-resolver-rules={resolver_rules(names)}"]
         env = dict(os.environ)
         if names is not None:  # a web page: a home of its own, so only `trusted_ca` is trusted
             env["HOME"] = profile
@@ -40,6 +41,23 @@ def _run(arguments, net_log=None, names=None, trusted_ca=None):
     if result.returncode != 0:
         raise RuntimeError(f"chromium exited with {result.returncode}: {result.stderr[-2000:]}")
     return result.stdout
+
+
+def resolver_rules(names):
+    """--host-resolver-rules that resolve only `names`: a name to its address, an IP
+    address (chromium maps literals too) excluded from the catch-all that resolves nothing."""
+    names = names or {}
+    literal = [n for n in names if _is_ip(n)]
+    rules = [f"MAP {name} {address}" for name, address in names.items() if name not in literal]
+    return ", ".join(rules + [RESOLVE_NOTHING] + [f"EXCLUDE {ip}" for ip in literal])
+
+
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _trust(nssdb, ca_file):
@@ -58,8 +76,9 @@ def dump_dom(path, net_log=None):
     return _run(["--dump-dom", Path(path).resolve().as_uri()], net_log)
 
 
-def dump_url(url, names, trusted_ca, net_log=None):
-    """The DOM chromium built from `url`, resolving only `names`, trusting `trusted_ca`."""
+def dump_url(url, names, trusted_ca=None, net_log=None):
+    """The DOM chromium built from `url`, resolving only `names` ({name: address}; a lab
+    host's IP as {ip: ip}), trusting `trusted_ca` (a CA certificate file) if given."""
     return _run(["--dump-dom", url], net_log, names, trusted_ca)
 
 
@@ -85,15 +104,3 @@ def page_requests(net_log):
             if event["type"] == start_job and "url" in event.get("params", {})
             and "file://" in event["params"].get("network_isolation_key", "")]
 
-
-def dump_url(url, host):
-    """The DOM chromium built from a page of the lab (`host`: its IP, the only address the
-    resolver lets through; the caller has checked the route to it)."""
-    flags = [f for f in FLAGS if not f.startswith("--host-resolver-rules")]
-    with tempfile.TemporaryDirectory(prefix="halab-chromium-") as profile:
-        command = ["chromium", *flags, f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {host}",
-                   f"--user-data-dir={profile}", "--dump-dom", url]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
-    if result.returncode != 0:
-        raise RuntimeError(f"chromium exited with {result.returncode}: {result.stderr[-2000:]}")
-    return result.stdout

@@ -5,7 +5,7 @@ replaces the live one. Both listen on the private IP only."""
 import json
 from dataclasses import dataclass
 
-from ..converge.steps import Packages, Service, Template
+from ..converge.steps import Directory, Packages, Service, Template
 from ..remote import facts as F
 from . import exporters
 from .base import Check, Inbound, Role, register, registered
@@ -15,6 +15,8 @@ RULES = "/etc/prometheus/halab-rules.yml"
 ALERTMANAGER_YML = "/etc/prometheus/alertmanager.yml"
 CONSOLE = "/etc/prometheus/consoles/halab.html"
 PROMETHEUS_DEFAULTS = "/etc/default/prometheus"
+PROMETHEUS_DROPIN_DIR = "/etc/systemd/system/prometheus.service.d"
+PROMETHEUS_DROPIN = f"{PROMETHEUS_DROPIN_DIR}/halab.conf"
 ALERTMANAGER_DEFAULTS = "/etc/default/prometheus-alertmanager"
 ANSWER_WAIT_S = 10  # verify waits this long, at most, for the first scrapes after a provision
 
@@ -96,11 +98,22 @@ class Monitor(Role):
             preferred_master=lbs[0].name, balancers=[h.name for h in lbs],
             app_hosts=[h.name for h in lab.with_role("app")], queries=SAVED_QUERIES)
 
+    def facts(self, ctx):
+        return [F.container()]
+
     def steps(self, ctx):
         s = ctx.settings
         context = self.template_context(ctx)
+
+        def sandbox_context(facts):
+            # Debian's PrivateUsers=true needs a user namespace, which a container without
+            # CAP_SYS_ADMIN cannot make: off there only (the drop-in says why).
+            return dict(context, in_container=bool(F.value(facts, F.container())))
+
         return [
             Packages(self.packages),
+            Directory(PROMETHEUS_DROPIN_DIR),
+            Template(PROMETHEUS_DROPIN, template="monitor/prometheus-sandbox.conf.j2", context=sandbox_context),
             # The rules first: `promtool check config` also checks the rule files it names.
             Template(RULES, template="monitor/halab-rules.yml.j2", context=context,
                      validate="promtool check rules {path}"),
@@ -112,7 +125,8 @@ class Monitor(Role):
             Template(PROMETHEUS_DEFAULTS, template="monitor/prometheus.default.j2", context=context),
             Template(ALERTMANAGER_DEFAULTS, template="monitor/alertmanager.default.j2", context=context),
             Service("prometheus-alertmanager", reload_on=(ALERTMANAGER_YML,), restart_on=(ALERTMANAGER_DEFAULTS,)),
-            Service("prometheus", reload_on=(PROMETHEUS_YML, RULES, CONSOLE), restart_on=(PROMETHEUS_DEFAULTS,)),
+            Service("prometheus", reload_on=(PROMETHEUS_YML, RULES, CONSOLE),
+                    restart_on=(PROMETHEUS_DEFAULTS, PROMETHEUS_DROPIN)),
         ]
 
     def check_facts(self, lab, host):

@@ -27,7 +27,8 @@ TEMPLATES_BY_ROLE = {
 }
 # Rendered for a monitored lab in test_monitor.py (the console page holds Go templates).
 MONITOR_TEMPLATES = ["monitor/prometheus.yml.j2", "monitor/halab-rules.yml.j2", "monitor/alertmanager.yml.j2",
-                     "monitor/halab.html.j2", "monitor/prometheus.default.j2", "monitor/alertmanager.default.j2"]
+                     "monitor/halab.html.j2", "monitor/prometheus.default.j2", "monitor/alertmanager.default.j2",
+                     "monitor/prometheus-sandbox.conf.j2"]
 
 
 @dataclass(frozen=True)
@@ -467,3 +468,15 @@ def test_settings_are_a_new_dict_each_time():
     settings = ROLES["web"].settings(lab)
     settings["app_port"] = 1
     assert ROLES["web"].settings(lab)["app_port"] != 1
+
+
+def test_prometheus_gives_up_its_user_namespace_in_a_container_only():
+    """Docker's default seccomp and no CAP_SYS_ADMIN: Debian's PrivateUsers=true stops
+    Prometheus at start (217/USER). Off in a container; a VM keeps Debian's unit as it is."""
+    hosts = BASE_HOSTS + [Host("mon1", "monitor", "192.168.56.51")]
+    contained = render("monitor/prometheus-sandbox.conf.j2", "mon1", hosts, in_container=True)
+    assert "[Service]\nPrivateUsers=false\n" in contained
+    assert [line for line in contained.splitlines() if line and not line.startswith("#")] == \
+        ["[Service]", "PrivateUsers=false"], "nothing else of the unit's sandboxing is turned off"
+    vm = render("monitor/prometheus-sandbox.conf.j2", "mon1", hosts, in_container=False)
+    assert "PrivateUsers" not in vm and "[Service]" not in vm
