@@ -16,6 +16,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+from ..checks.http import lab_tls
 from ..checks.netsafety import ensure_local_route
 from ..core.console import error, info, say, table
 from ..core.errors import LabError
@@ -140,6 +141,7 @@ class Soak:
         self.hosts = balancers(self.lab)
         self.settings = LOADBALANCER.settings(self.lab)
         self.connections = {}
+        self.tls = lab_tls(self.lab)  # the light load speaks HTTPS: :80 only redirects
         self.applied = self.settings["advert_int"]  # what keepalived.conf says now
 
     # --- the balancers ----------------------------------------------------------------
@@ -175,7 +177,15 @@ class Soak:
             self.lab, settings={**self.lab.settings, "loadbalancer": {**configured, "advert_int": advert_int}})
         self.connect()
         self.applied = None  # unknown until the run succeeds: a failed one is restored too
-        report = Provisioner(lab, self.connections).run()
+        # Where each balancer sees our SSH come from, as `invoke provision` passes it: without
+        # it the firewall's SSH rule would lose Vagrant's source, the new ruleset would cut
+        # SSH and roll itself back, and the render would fail.
+        ssh_sources = self.machines.ssh_sources(self.hosts)
+        missing = [h.name for h in self.hosts if not ssh_sources.get(h.name)]
+        if missing:
+            raise LabError(f"cannot tell where {', '.join(missing)} see this machine's SSH come from; "
+                           "their firewall would shut it out", "run `invoke up` again (it refreshes the SSH endpoints)")
+        report = Provisioner(lab, self.connections, ssh_sources=ssh_sources).run()
         if report.failed:
             raise LabError(report.verdict(), "fix what it names, then `invoke provision --roles loadbalancer`")
         self.applied = self.settings["advert_int"] if advert_int is None else advert_int
@@ -234,7 +244,8 @@ class Soak:
                             self.count(run, client)
                         window = min(end - now, MAX_SECONDS)
                         client = OpenLoopClient(self.lab.vip, rate=LOAD_RATE, count=max(1, int(LOAD_RATE * window)),
-                                                write_every=0, max_seconds=window, tag="soak").start()
+                                                write_every=0, max_seconds=window, tag="soak",
+                                                tls=self.tls).start()
                         client_end = now + window
                     time.sleep(max(0.0, min(LOAD_SAMPLE_S, end - time.monotonic())))
                     run.load_average.append(os.getloadavg()[0])

@@ -148,17 +148,22 @@ def parse_backends(text):
 
 
 def parse_vrrp_state(text):
-    """MASTER, BACKUP or FAULT from the latest of the keepalived notify log's last lines.
-    Latest by the time each line starts with, not by position: keepalived runs the notify
-    script of each transition without waiting for the last, so two transitions a few ms
-    apart on a busy machine can append their lines in the wrong order."""
-    latest = ("", "unknown")
+    """MASTER, BACKUP or FAULT from the keepalived notify log's last line that has a state.
+    The last by position: one reader writes the lines in keepalived's order (its notify
+    FIFO, see keepalived-notify.sh.j2). Not the latest by timestamp: when keepalived forked
+    a notify script per transition, a MASTER and the BACKUP that ended it a few ms later
+    could take their times in the wrong order, and a tie picked MASTER."""
+    state = "unknown"
     for line in text.splitlines():
-        words = line.split()
-        states = [w.split("=", 1)[1] for w in words if w.startswith("state=")]
-        if states and (words[0], states[0]) >= latest:
-            latest = (words[0], states[0])
-    return latest[1]
+        states = [w.split("=", 1)[1] for w in line.split() if w.startswith("state=")]
+        if states and states[0] in VRRP_STATES:
+            state = states[0]
+    return state
+
+
+# What keepalived's notify reports as a state; its FIFO also carries events that are none
+# (MASTER_RX_LOWER_PRI: the master heard a lower-priority advert).
+VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
 
 
 # --- the facts --------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def test_a_file_changed_behind_the_service_fails_verify_until_provision(lab_cli,
         assert result.returncode != 0
         assert failed_checks(verdict) == [
             ("lb2", "haproxy runs its current configuration",
-             "/etc/haproxy/haproxy.cfg changed since it last loaded them: `invoke provision` reloads it")]
+             "/etc/haproxy/haproxy.cfg, /etc/haproxy/tls/site.pem or /etc/haproxy/tls/ca.crt changed since it "
+             "last loaded them: `invoke provision` reloads it")]
     finally:
         lab_cli.invoke("provision", "--hosts", "lb2")
     lab_cli.invoke("verify")

@@ -173,11 +173,17 @@ def test_parse_backends_when_haproxy_does_not_answer():
     ("2026-11-23T20:01:02.123+00:00 host=lb1 type=INSTANCE instance=VI_halab state=FAULT priority=150\n", "FAULT"),
     ("", "unknown"),                                            # no transition logged yet
     ("tail: cannot open '/var/log/x' for reading\n", "unknown"),
-    # two notify scripts a few ms apart appended out of order: the later time wins
+    # the log is in keepalived's order (one FIFO reader): the last line wins, whatever its time
     ("2026-11-23T22:12:53.623+00:00 host=lb2 type=INSTANCE instance=VI_hsoak state=BACKUP priority=100\n"
      "2026-11-23T22:12:53.626+00:00 host=lb2 type=INSTANCE instance=VI_hsoak state=MASTER priority=100\n"
-     "2026-11-23T22:13:19.736+00:00 host=lb2 type=INSTANCE instance=VI_hsoak state=BACKUP priority=100\n"
-     "2026-11-23T22:13:19.735+00:00 host=lb2 type=INSTANCE instance=VI_hsoak state=MASTER priority=100\n", "BACKUP"),
+     "2026-11-23T22:13:19.736+00:00 host=lb2 type=INSTANCE instance=VI_hsoak state=MASTER priority=100\n"
+     "2026-11-23T22:13:19.736+00:00 host=lb2 type=INSTANCE instance=VI_hsoak state=BACKUP priority=100\n", "BACKUP"),
+    ("2026-11-23T22:13:19.735+00:00 host=lb1 type=INSTANCE instance=VI_hsoak state=BACKUP priority=150\n"
+     "2026-11-23T22:13:19.734+00:00 host=lb1 type=INSTANCE instance=VI_hsoak state=MASTER priority=150\n", "MASTER"),
+    # an event of the FIFO that is no state (the master heard a lower-priority advert)
+    ("2026-11-23T22:13:19.734+00:00 host=lb1 type=INSTANCE instance=VI_hsoak state=MASTER priority=150\n"
+     "2026-11-23T22:13:20.001+00:00 host=lb1 type=INSTANCE instance=VI_hsoak state=MASTER_RX_LOWER_PRI priority=150\n",
+     "MASTER"),
 ])
 def test_parse_vrrp_state(raw, state):
     assert F.parse_vrrp_state(raw) == state

@@ -195,7 +195,8 @@ def test_keepalived_master_instance():
     peer_block = lines[lines.index("unicast_peer {") + 1]
     assert peer_block == "192.168.56.12"
     assert "192.168.56.10/24 dev eth1" in lines
-    assert "notify /etc/keepalived/notify.sh" in lines
+    assert "vrrp_notify_fifo_script /etc/keepalived/notify.sh" in lines  # transitions in order, one reader
+    assert "notify /etc/keepalived/notify.sh" not in lines                # not a script forked per transition
     assert "nopreempt" not in lines
 
 
