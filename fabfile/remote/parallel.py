@@ -1,5 +1,6 @@
 """Commands on many hosts at once, one SSH connection each, output prefixed by host."""
 import threading
+import time
 from dataclasses import dataclass
 
 from invoke.exceptions import CommandTimedOut
@@ -21,14 +22,25 @@ class HostResult:
 
 
 def run_one(name, connection, command, sudo=False, timeout=None):
+    started = time.monotonic()
     try:
         runner = connection.sudo if sudo else connection.run
         result = runner(command, hide=True, warn=True, timeout=timeout, in_stream=False)
-        return HostResult(name, result.exited, result.stdout, result.stderr)
     except CommandTimedOut as exc:
-        return HostResult(name, -1, error=f"no answer within {exc.timeout:.0f}s (is the host frozen?)")
+        return no_answer(name, exc.timeout)
     except Exception as exc:  # unreachable host, auth failure: report, don't crash
         return HostResult(name, -1, error=f"{type(exc).__name__}: {exc}".strip())
+    if result.exited == -1 and timeout and time.monotonic() - started >= timeout:
+        # Invoke's timer killed the command, but the run ended before the timer's thread
+        # did, so it returned "no exit status" instead of raising CommandTimedOut.
+        return no_answer(name, timeout)
+    return HostResult(name, result.exited, result.stdout, result.stderr)
+
+
+def no_answer(name, timeout):
+    return HostResult(name, -1, error=f"no answer within {timeout:.0f}s (is the host frozen?)")
+
+
 
 
 def in_parallel(func, items, on_interrupt=None):

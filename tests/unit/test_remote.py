@@ -52,6 +52,18 @@ def test_run_one_reports_an_unreachable_host_instead_of_raising():
     assert run_one("db1", FakeConnection(error=TimeoutError()), "true").error == "TimeoutError:"
 
 
+def test_a_timed_out_run_without_an_exit_status_reads_as_no_answer(monkeypatch):
+    """Invoke's timer kills the command; when the run ends before the timer's thread, it
+    returns exit -1 instead of raising CommandTimedOut (seen with a frozen container)."""
+    from fabfile.remote import parallel
+    clock = iter([100.0, 110.5])
+    monkeypatch.setattr(parallel.time, "monotonic", lambda: next(clock))
+    result = run_one("db1", FakeConnection(exited=-1), "sleep 5", timeout=10)
+    assert result.error == "no answer within 10s (is the host frozen?)" and not result.ok
+    clock = iter([100.0, 101.0])
+    assert run_one("db1", FakeConnection(exited=-1), "true", timeout=10).error == ""  # too soon: not a timeout
+
+
 def test_host_result_ok():
     assert HostResult("a", 0).ok
     assert not HostResult("a", 1).ok
