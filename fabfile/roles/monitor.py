@@ -168,9 +168,9 @@ class SavedQuery:
 
 SAVED_QUERIES = (
     SavedQuery("rps_per_balancer", "Requests per second through each balancer",
-               'sum by (host) (rate(haproxy_frontend_http_requests_total{proxy="http_in"}[10s]))'),
+               'sum by (host) (rate(haproxy_frontend_http_requests_total{proxy=~"https?_in"}[10s]))'),
     SavedQuery("errors_per_balancer", "5xx answers per second through each balancer",
-               'sum by (host) (rate(haproxy_frontend_http_responses_total{proxy="http_in", code="5xx"}[30s]))'),
+               'sum by (host) (rate(haproxy_frontend_http_responses_total{proxy=~"https?_in", code="5xx"}[30s]))'),
     SavedQuery("app_rps", "Requests per second answered by each app host",
                "sum by (host) (rate(halab_app_requests_total[30s]))"),
     SavedQuery("app_errors", "5xx answers per second from each app host",
