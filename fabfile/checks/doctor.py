@@ -104,18 +104,15 @@ def check_network(lab):
     except LabError as exc:
         verdict = "fail" if usable("virtualbox")[0] else "warn"
         findings.append(Finding("network (VirtualBox)", verdict, exc.problem, exc.fix or ""))
-    if usable("docker")[0]:
-        problems = docker.network_conflicts(lab, docker.networks())
+    for name, label, conflicts in (("docker", "Docker", lambda: docker.network_conflicts(lab, docker.networks())),
+                                   ("libvirt", "libvirt", lambda: libvirt.network_conflicts(lab, libvirt.all_networks()))):
+        if not usable(name)[0]:
+            continue
+        problems = conflicts()
         for problem in problems:
-            findings.append(Finding("network (docker)", "fail", problem.problem, problem.fix or ""))
+            findings.append(Finding(f"network ({name})", "fail", problem.problem, problem.fix or ""))
         if not problems:
-            findings.append(Finding("network (docker)", "ok", f"no other Docker network overlaps {lab.network}"))
-    if usable("libvirt")[0]:
-        problems = libvirt.network_conflicts(lab, libvirt.all_networks())
-        for problem in problems:
-            findings.append(Finding("network (libvirt)", "fail", problem.problem, problem.fix or ""))
-        if not problems:
-            findings.append(Finding("network (libvirt)", "ok", f"no other libvirt network overlaps {lab.network}"))
+            findings.append(Finding(f"network ({name})", "ok", f"no other {label} network overlaps {lab.network}"))
     return findings
 
 
