@@ -21,10 +21,10 @@ PRESET_PACKAGES="nftables prometheus-node-exporter prometheus-nginx-exporter pro
 PRESET_UNITS="nftables.service prometheus-node-exporter.service prometheus-nginx-exporter.service prometheus-mysqld-exporter.service"
 
 here=$(cd "$(dirname "$0")" && pwd)
-recipe_hash=$(sha256sum "$here/build-docker-box.sh" | cut -c1-12)
-image="$REPO:$recipe_hash"
-
 say() { printf '[box] %s\n' "$*" >&2; }
+. "$here/box-common.sh"
+recipe_hash=$(recipe_hash "$here/build-docker-box.sh")
+image="$REPO:$recipe_hash"
 
 case "${1:-}" in
   --name) echo "$image"; exit 0 ;;
@@ -42,13 +42,7 @@ fi
 [ "$(id -u)" = 0 ] || { say "debootstrap needs root: run 'sudo $0'"; exit 1; }
 command -v debootstrap >/dev/null || { say "debootstrap is missing: apt-get install debootstrap"; exit 1; }
 
-vagrant_pub=""
-for candidate in /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub \
-                 /opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub \
-                 /opt/vagrant/embedded/gems/*/gems/vagrant-*/keys/vagrant.pub; do
-  [ -f "$candidate" ] && { vagrant_pub=$candidate; break; }
-done
-[ -n "$vagrant_pub" ] || { say "Vagrant's insecure public key was not found: is vagrant installed?"; exit 1; }
+vagrant_pub=$(vagrant_insecure_key)
 
 work=$(mktemp -d /var/tmp/halab-box.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -59,11 +53,7 @@ debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR" >
   || { tail -20 "$work/debootstrap.log" >&2; say "debootstrap failed"; exit 1; }
 
 say "configuring systemd, sshd and the vagrant user"
-cat >"$root/etc/apt/sources.list" <<SOURCES
-deb $MIRROR $SUITE main
-deb $MIRROR $SUITE-updates main
-deb http://deb.debian.org/debian-security $SUITE-security main
-SOURCES
+write_apt_sources "$root" "$SUITE" "$MIRROR"
 # Containers need no hardware, console or time-sync units; masking them keeps boot quick.
 for unit in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
             systemd-modules-load.service systemd-remount-fs.service getty@tty1.service \
@@ -72,35 +62,7 @@ for unit in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-ker
             apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
-chroot "$root" systemctl enable ssh.service >/dev/null 2>&1 || true
-chroot "$root" useradd --create-home --shell /bin/bash vagrant
-# Keys only: the vagrant user has no password (locked), and sudo asks it for none.
-chroot "$root" passwd --lock vagrant >/dev/null
-echo 'vagrant ALL=(ALL) NOPASSWD:ALL' >"$root/etc/sudoers.d/vagrant"
-chmod 0440 "$root/etc/sudoers.d/vagrant"
-install -d -m 0700 -o 1000 -g 1000 "$root/home/vagrant/.ssh"
-install -m 0600 -o 1000 -g 1000 "$vagrant_pub" "$root/home/vagrant/.ssh/authorized_keys"
-cat >"$root/etc/ssh/sshd_config.d/lab.conf" <<SSHD
-UseDNS no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin no
-SSHD
-rm -f "$root"/etc/ssh/ssh_host_*          # each container makes its own keys at first boot
-cat >"$root/etc/systemd/system/ssh-hostkeys.service" <<UNIT
-[Unit]
-Description=Generate this host's SSH host keys
-Before=ssh.service
-ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-chroot "$root" systemctl enable ssh-hostkeys.service >/dev/null 2>&1
+configure_login "$root" "$vagrant_pub"
 echo 'halab' >"$root/etc/hostname"
 : >"$root/etc/machine-id"
 # Fresh package lists in the image: provisioning skips `apt-get update` while they are

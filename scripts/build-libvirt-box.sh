@@ -9,7 +9,8 @@
 # interfaces eth0 (vagrant-libvirt's management network, DHCP) and eth1 (the lab's private
 # network, which Vagrant configures through ifupdown). The lab's packages are installed but
 # neither enabled nor configured, so that provisioning under software emulation does not
-# spend minutes in dpkg; nftables and prometheus-node-exporter likewise.
+# spend minutes in dpkg; nftables and the Prometheus exporters likewise. The serial console
+# logs root in (see box-common.sh for the login over SSH).
 #
 # The box is named after a hash of this recipe, so it is rebuilt only when the recipe
 # changes; a run that finds that box added to Vagrant returns at once.
@@ -24,15 +25,14 @@ MIRROR=${HALAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DISK_GIB=8
 BASE=systemd,systemd-sysv,dbus,openssh-server,sudo,python3,iproute2,iputils-ping,netbase,ca-certificates,procps,less,curl,apt-utils,ifupdown,isc-dhcp-client,initramfs-tools,kmod,udev
 # The lab's roles' packages (fabfile/roles/*.py), and what the firewall and monitoring need.
-LAB_PACKAGES="haproxy keepalived nginx gunicorn python3-pymysql default-mysql-client default-mysql-server nftables prometheus-node-exporter"
-LAB_SERVICES="haproxy keepalived nginx mariadb nftables prometheus-node-exporter"
+LAB_PACKAGES="haproxy keepalived nginx gunicorn python3-pymysql default-mysql-client default-mysql-server nftables prometheus-node-exporter prometheus-nginx-exporter prometheus-mysqld-exporter python3-prometheus-client"
+LAB_SERVICES="haproxy keepalived nginx mariadb nftables prometheus-node-exporter prometheus-nginx-exporter prometheus-mysqld-exporter"
 
 here=$(cd "$(dirname "$0")" && pwd)
-recipe_hash=$(sha256sum "$here/build-libvirt-box.sh" | cut -c1-12)
-box="halab-libvirt-$recipe_hash"
-boxes_dir="${VAGRANT_HOME:-$HOME/.vagrant.d}/boxes"
-
 say() { printf '[box] %s\n' "$*" >&2; }
+. "$here/box-common.sh"
+box="halab-libvirt-$(recipe_hash "$here/build-libvirt-box.sh")"
+boxes_dir="${VAGRANT_HOME:-$HOME/.vagrant.d}/boxes"
 
 case "${1:-}" in
   --name) echo "$box"; exit 0 ;;
@@ -52,13 +52,7 @@ for tool in debootstrap mke2fs sfdisk qemu-img vagrant; do
   command -v "$tool" >/dev/null || { say "$tool is missing: run scripts/setup.sh"; exit 1; }
 done
 
-vagrant_pub=""
-for candidate in /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub \
-                 /opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub \
-                 /opt/vagrant/embedded/gems/*/gems/vagrant-*/keys/vagrant.pub; do
-  [ -f "$candidate" ] && { vagrant_pub=$candidate; break; }
-done
-[ -n "$vagrant_pub" ] || { say "Vagrant's insecure public key was not found: is vagrant installed?"; exit 1; }
+vagrant_pub=$(vagrant_insecure_key)
 
 work=$(mktemp -d /var/tmp/halab-libvirt-box.XXXXXX)
 root="$work/root"
@@ -73,11 +67,7 @@ say "debootstrap $SUITE from $MIRROR (a minute or two)"
 debootstrap --variant=minbase --include="$BASE" "$SUITE" "$root" "$MIRROR" >"$work/debootstrap.log" 2>&1 \
   || { tail -20 "$work/debootstrap.log" >&2; say "debootstrap failed"; exit 1; }
 
-cat >"$root/etc/apt/sources.list" <<SOURCES
-deb $MIRROR $SUITE main
-deb $MIRROR $SUITE-updates main
-deb http://deb.debian.org/debian-security $SUITE-security main
-SOURCES
+write_apt_sources "$root" "$SUITE" "$MIRROR"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # Nothing starts inside the chroot; the kernel's and GRUB's scripts find no disk to probe.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
@@ -138,31 +128,15 @@ iface lo inet loopback
 allow-hotplug eth0
 iface eth0 inet dhcp
 NET
-in_root useradd --create-home --shell /bin/bash vagrant
-echo 'vagrant:vagrant' | in_root chpasswd
-echo 'vagrant ALL=(ALL) NOPASSWD:ALL' >"$root/etc/sudoers.d/vagrant"
-chmod 0440 "$root/etc/sudoers.d/vagrant"
-install -d -m 0700 -o 1000 -g 1000 "$root/home/vagrant/.ssh"
-install -m 0600 -o 1000 -g 1000 "$vagrant_pub" "$root/home/vagrant/.ssh/authorized_keys"
-cat >"$root/etc/ssh/sshd_config.d/lab.conf" <<SSHD
-UseDNS no
-PasswordAuthentication no
-SSHD
-rm -f "$root"/etc/ssh/ssh_host_*          # each VM makes its own keys at first boot
-cat >"$root/etc/systemd/system/ssh-hostkeys.service" <<UNIT
-[Unit]
-Description=Generate this host's SSH host keys
-Before=ssh.service
-ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
-
+configure_login "$root" "$vagrant_pub"
+# The serial console opens a root shell without a password: the way in when SSH or the
+# network is broken. Only who may attach to it (virsh, as root on the host) reaches it.
+install -d "$root/etc/systemd/system/serial-getty@ttyS0.service.d"
+cat >"$root/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf" <<GETTY
 [Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-in_root systemctl enable ssh.service ssh-hostkeys.service >/dev/null 2>&1
+ExecStart=
+ExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 %I \$TERM
+GETTY
 echo 'halab' >"$root/etc/hostname"
 : >"$root/etc/machine-id"
 rm -f "$root"/var/lib/dbus/machine-id

@@ -353,7 +353,7 @@ def test_the_console_on_docker_is_docker_exec():
 
 def test_the_console_on_libvirt_is_the_serial_console():
     assert LIBVIRT.console_argv(LAB, "web1") == ["virsh", "-c", "qemu:///system", "console", "hfw-web1"]
-    with pytest.raises(LabError, match="login prompt"):
+    with pytest.raises(LabError, match="interactive shell"):
         LIBVIRT.console_argv(LAB, "web1", "true")
 
 

@@ -316,11 +316,11 @@ class LibvirtProvider(Provider):
         machines.inventory.invalidate([host])
 
     def console_argv(self, lab, host, command=None):
-        """The guest's serial console (the box's kernel and getty speak on ttyS0)."""
+        """The guest's serial console, where the box's getty logs root in (ttyS0)."""
         if command:
-            raise LabError(f"{host}'s serial console is a login prompt; it cannot run one command",
-                           f"open it without --command (invoke console {host}), log in as vagrant, "
-                           "and leave with Ctrl-]")
+            raise LabError(f"{host}'s serial console is an interactive shell; it cannot run one command",
+                           f"open it without --command (invoke console {host}), press Enter for the "
+                           "root prompt, and leave with Ctrl-]")
         return ["virsh", "-c", URI, "console", domain_name(lab, host)]
 
 
