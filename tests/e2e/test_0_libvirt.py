@@ -5,6 +5,7 @@ booted again, snapshotted and restored, and destroyed without leftovers.
 Runs when HALAB_E2E_PROVIDERS names libvirt (`.ci/run` does where QEMU boots a guest),
 first and alone: its lab is destroyed before the docker lab boots. About 35 minutes
 under TCG on two cores; its waits are sized for that."""
+import re
 import subprocess
 
 import pytest
@@ -124,6 +125,18 @@ def test_a_snapshot_restores_what_was_saved(vm_lab, vm_provisioned):
         assert gone.returncode == 0, gone.stdout + gone.stderr
     finally:
         vm_lab.invoke("snapshot.delete", "e2e", "--hosts", "app1", check=False, timeout=600)
+    vm_lab.invoke("verify", timeout=300)
+
+
+def test_broken_web1_and_db1_are_back_after_one_reset_in_under_20_s(vm_lab, vm_provisioned):
+    vm_lab.run("sudo rm /etc/nginx/sites-available/halab && sudo systemctl stop nginx", "--hosts", "web1")
+    vm_lab.run("sudo systemctl stop mariadb && sudo rm -rf /var/lib/mysql/notes", "--hosts", "db1")
+    broken = vm_lab.invoke("verify", check=False, timeout=300)
+    assert broken.returncode != 0 and "web1" in broken.stderr
+    out = vm_lab.invoke("reset", "--hosts", "web1,db1", timeout=600).stdout
+    seconds = float(re.search(r"reset to provisioned in ([\d.]+)s", out).group(1))
+    print(f"libvirt reset of web1 and db1: {seconds}s")
+    assert seconds < 20, out
     vm_lab.invoke("verify", timeout=300)
 
 
