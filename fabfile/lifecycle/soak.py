@@ -22,7 +22,7 @@ from ..core.console import error, info, say, table
 from ..core.errors import LabError
 from ..drills.client import MAX_SECONDS, OpenLoopClient
 from ..drills.cpuload import CpuBurners, cores
-from ..machines.providers import lab_provider
+from ..machines.providers import lab_timer_profile
 from ..remote import facts as F
 from ..remote.parallel import in_parallel
 from ..roles.loadbalancer import (KEEPALIVED_CONF, LOADBALANCER, TRANSITIONS_LOG, balancers, pair_facts,
@@ -296,7 +296,7 @@ def soak(machines, minutes, advert_ints=(), burn=True, on_setting=None):
     runner = Soak(machines)
     configured = runner.settings["advert_int"]
     backup_priority = runner.settings["priority_backup"]
-    report = SoakReport(lab.name, lab_provider(lab) or "unknown", cores(), cores() if burn else 0, configured)
+    report = SoakReport(lab.name, lab_timer_profile(lab) or "unknown", cores(), cores() if burn else 0, configured)
     runner.connect()
     healthy, detail = runner.wait_healthy(runner.settings)
     if not healthy:

@@ -5,7 +5,7 @@ How HAProxy is configured: templates/loadbalancer/haproxy.cfg.j2, rendered with 
 settings below and lab.yml's web hosts, checked with `haproxy -c` before it replaces the
 live file, reloaded when it changed. How it is proven: the checks at the end."""
 from ..core.errors import LabError
-from ..machines.providers import lab_provider
+from ..machines.providers import lab_timer_profile
 from ..remote import facts as F
 from ..converge.steps import Command, Directory, File, Packages, Service, Template
 from . import exporters
@@ -70,10 +70,14 @@ DEFAULTS = {
 TIMERS_BY_PROVIDER = {
     "docker": {"advert_int": 0.5},      # soaked: 0.1 flapped ~1000 times an hour, 0.2 once in
                                         # 10 min, 0.5 held (README "VRRP timers")
-    "virtualbox": {"advert_int": 1.0},  # not yet soaked: a guest kernel over a vCPU that a
-                                        # loaded host deschedules like any process; margin
-    "libvirt": {"advert_int": 2.0},     # not yet soaked: on these machines QEMU's TCG, where a
-                                        # loaded guest runs many times slower than a container
+    "virtualbox": {"advert_int": 1.0},  # not soaked (no VirtualBox on our machines): a guest
+                                        # kernel over a vCPU a loaded host deschedules; margin
+    "libvirt": {"advert_int": 1.0},     # under KVM: not soaked (KVM hangs our guests); as VirtualBox
+    # Under QEMU's software emulation a guest gets a fraction of a core, and a busy machine
+    # starves it further: HAProxy's health check (a process started per check) runs every
+    # 2 s with 10 s to answer, and 3 failures in a row make a FAULT. HAProxy's exit is
+    # still seen at once (track_process).
+    "libvirt/tcg": {"advert_int": 0.1, "script_interval": 2, "script_timeout": 10, "script_fall": 3},
 }
 TUNED = sorted({k for chosen in TIMERS_BY_PROVIDER.values() for k in chosen})
 
@@ -157,7 +161,7 @@ class LoadBalancer(Role):
         """DEFAULTS, then the timers of the provider the lab runs on, then lab.yml's
         settings.loadbalancer: switching provider changes keepalived.conf and nothing else."""
         configured = lab.settings.get(self.name, {})
-        chosen = {k: v for k, v in timers(lab_provider(lab)).items() if k not in configured}
+        chosen = {k: v for k, v in timers(lab_timer_profile(lab)).items() if k not in configured}
         return {**super().settings(lab), **chosen}
 
     def listeners(self, host, settings):

@@ -16,4 +16,4 @@ import pytest  # noqa: E402
 def no_provider_in_use(monkeypatch):
     """Unit tests never read which provider a lab on this machine runs on: settings that
     depend on it (the VRRP timers) are those of an unknown provider unless a test says."""
-    monkeypatch.setattr("fabfile.roles.loadbalancer.lab_provider", lambda lab: None)
+    monkeypatch.setattr("fabfile.roles.loadbalancer.lab_timer_profile", lambda lab: None)

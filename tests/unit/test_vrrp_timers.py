@@ -8,11 +8,11 @@ from .test_templates import BASE_HOSTS, make_lab, render
 
 
 def on_provider(monkeypatch, name):
-    monkeypatch.setattr(LB, "lab_provider", lambda lab: name)
+    monkeypatch.setattr(LB, "lab_timer_profile", lambda lab: name)
 
 
 def test_every_provider_has_timers_and_they_are_settings():
-    assert set(LB.TIMERS_BY_PROVIDER) == set(providers.PROVIDERS)
+    assert set(LB.TIMERS_BY_PROVIDER) == set(providers.PROVIDERS) | {"libvirt/tcg"}
     for chosen in LB.TIMERS_BY_PROVIDER.values():
         assert set(chosen) <= set(LB.DEFAULTS)
         assert 0.01 <= chosen["advert_int"] <= 40.95
@@ -57,3 +57,16 @@ def test_lab_provider_reads_the_machines_then_the_environment(monkeypatch, tmp_p
     (tmp_path / "lb1" / "docker").mkdir(parents=True)
     (tmp_path / "lb1" / "docker" / "id").write_text("abc")
     assert providers.lab_provider(lab) == "docker"  # the machines win over the environment
+
+
+def test_libvirt_keys_its_timers_by_the_accelerator_that_boots_its_guests(monkeypatch):
+    from fabfile.machines.providers import libvirt
+    monkeypatch.setattr(providers, "lab_provider", lambda lab: "libvirt")
+    lab = make_lab(BASE_HOSTS)
+    for kept, profile in (("kvm", "libvirt"), ("tcg", "libvirt/tcg"), ("", "libvirt/tcg")):
+        monkeypatch.setattr(libvirt, "accelerator", lambda probe=True, kept=kept: kept)
+        assert providers.lab_timer_profile(lab) == profile
+    monkeypatch.setattr(providers, "lab_provider", lambda lab: "docker")
+    assert providers.lab_timer_profile(lab) == "docker"
+    monkeypatch.setattr(providers, "lab_provider", lambda lab: None)
+    assert providers.lab_timer_profile(lab) is None

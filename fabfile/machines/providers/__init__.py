@@ -40,6 +40,13 @@ def lab_provider(lab):
     return wanted if wanted in PROVIDERS else None
 
 
+def lab_timer_profile(lab):
+    """Which VRRP timers suit the lab's machines: its provider's, and on libvirt its
+    accelerator's ("libvirt/tcg"); None when the provider is unknown."""
+    name = lab_provider(lab)
+    return PROVIDERS[name].timer_profile() if name else None
+
+
 def default_provider(usable, accelerator):
     """(provider, why) when nothing asks for one. `usable(name)` returns (ok, why);
     `accelerator()` what boots a libvirt guest here ("kvm", "tcg", "none" or "")."""

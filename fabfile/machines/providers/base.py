@@ -81,6 +81,10 @@ class Provider:
     has_snapshots = False  # True: Vagrant's own snapshots serve, unless `snapshots()` says otherwise
     install_fix = ""
 
+    def timer_profile(self):
+        """The key of this provider's VRRP timers in roles/loadbalancer.TIMERS_BY_PROVIDER."""
+        return self.name
+
     def slowness(self):
         """How many times slower than a container this provider's hosts answer: every
         SSH timeout is scaled by it (remote.connection.set_slowness)."""

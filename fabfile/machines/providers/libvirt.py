@@ -260,6 +260,10 @@ class LibvirtProvider(Provider):
     has_snapshots = True
     install_fix = "run scripts/setup.sh as root (installs libvirt and vagrant-libvirt, starts libvirtd)"
 
+    def timer_profile(self):
+        # A TCG guest keeps time many times worse than a KVM one: each has its own timers.
+        return "libvirt" if accelerator(probe=False) == "kvm" else "libvirt/tcg"
+
     def slowness(self):
         # Under TCG a guest runs several times slower than under KVM, five guests share
         # the machine's cores, and the machine may be busy with other work.
