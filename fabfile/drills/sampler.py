@@ -1,5 +1,10 @@
-"""The VIP sampler: asks both balancers, every SAMPLE_EVERY_S, whether they hold the VIP,
-on connections of its own. A balancer that does not answer counts as not holding it."""
+"""The VIP sampler: asks both balancers at once, every SAMPLE_EVERY_S, whether they hold
+the VIP, on connections of its own. A balancer that does not answer counts as not holding
+it. The two answers of one sample come from two guests that each take their own time to
+answer (hundreds of ms apart on a slow guest), so a clean handover can look like both
+holding the VIP: a sample that says so is asked again at once, and only an overlap that is
+still there is kept. A split brain lasts at least an advert interval; a handover does not."""
+from concurrent.futures import ThreadPoolExecutor
 import threading
 import time
 
@@ -35,13 +40,19 @@ class VipSampler:
             self._connections.pop(name, None)
             return False
 
+    def _ask(self, pool, names):
+        return frozenset(n for n, held in zip(names, pool.map(self._holds, names)) if held)
+
     def _loop(self):
         names = [h.name for h in balancers(self.lab)]
         deadline = time.monotonic() + self.max_seconds
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            holders = frozenset(n for n in names if self._holds(n))
-            self.samples.append((time.monotonic(), holders))
-            self._stop.wait(SAMPLE_EVERY_S)
+        with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="vip-sampler") as pool:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                holders = self._ask(pool, names)
+                if len(holders) > 1:
+                    holders = self._ask(pool, names)
+                self.samples.append((time.monotonic(), holders))
+                self._stop.wait(SAMPLE_EVERY_S)
 
     def start(self):
         self._thread.start()

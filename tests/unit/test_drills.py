@@ -2,6 +2,7 @@
 fakes for the machines, the client and the VIP sampler, and the sampler itself."""
 import json
 from dataclasses import asdict
+import threading
 import time
 from types import SimpleNamespace
 
@@ -523,6 +524,38 @@ def test_sampler_detects_split_brain(sampling):
     assert sampler.split_brain is True
 
 
+def test_sampler_asks_again_before_calling_a_handover_a_split_brain(sampling, monkeypatch):
+    answers = {"lb1": iter([True, False]), "lb2": iter([True, True])}  # lb1 let go as lb2 took it
+
+    def answer(self, command, **kw):
+        held = next(answers[self.name], self.name == "lb2")
+        return SimpleNamespace(stdout=ip_addr(LAB.host(self.name).ip, held), stderr="", exited=0)
+
+    monkeypatch.setattr(SamplerConnection, "run", answer)
+    sampler = SA.VipSampler(LAB, lambda: ENDPOINTS, 10)
+    seen = sample_until(sampler, 2)
+    assert seen[0] == frozenset({"lb2"}), "the overlap was not there when asked again"
+    assert sampler.split_brain is False
+
+
+def test_sampler_asks_both_balancers_at_once(sampling, monkeypatch):
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_answer(self, command, **kw):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        with lock:
+            inside[0] -= 1
+        return SimpleNamespace(stdout=ip_addr(LAB.host(self.name).ip, self.name == "lb1"), stderr="", exited=0)
+
+    monkeypatch.setattr(SamplerConnection, "run", slow_answer)
+    sample_until(SA.VipSampler(LAB, lambda: ENDPOINTS, 10), 2)
+    assert most[0] == 2
+
+
 def test_sampler_counts_a_silent_or_unknown_balancer_as_not_holding(sampling):
     made, holders, failing = sampling
     holders[0] = {"lb1", "lb2"}
@@ -546,3 +579,12 @@ def test_sampler_stops_by_itself_after_max_seconds(sampling):
 
 def test_no_samples_means_no_split_brain():
     assert SA.VipSampler(LAB, lambda: {}, 1).split_brain is False
+
+
+def test_the_drill_client_paces_itself_to_the_providers_slowness(monkeypatch):
+    from fabfile.remote import connection
+    monkeypatch.setattr(connection, "_slowness", 1.0)
+    assert FO.client_pace() == (FO.RATE, FO.REQUEST_TIMEOUT_S)   # containers: unchanged
+    monkeypatch.setattr(connection, "_slowness", 8.0)            # libvirt under TCG
+    rate, timeout = FO.client_pace()
+    assert rate == FO.RATE / 8 and timeout == FO.REQUEST_TIMEOUT_S * 8
