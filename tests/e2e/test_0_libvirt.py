@@ -3,7 +3,7 @@ software emulation), booted, provisioned, verified, broken by all five drills, h
 booted again, snapshotted and restored, and destroyed without leftovers.
 
 Runs when HALAB_E2E_PROVIDERS names libvirt (`.ci/run` does where QEMU boots a guest),
-first and alone: its lab is destroyed before the docker lab boots. About 35 minutes
+first and alone: its lab is destroyed before the docker lab boots. About 20 minutes
 under TCG on two cores; its waits are sized for that."""
 import re
 import subprocess
