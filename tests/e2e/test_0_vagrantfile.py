@@ -33,7 +33,8 @@ def test_the_virtualbox_block_validates(tmp_path):
 def test_a_wrong_virtualbox_setting_is_caught(tmp_path):
     copy = tmp_path / "checkout"
     (copy / "scripts").mkdir(parents=True)
-    shutil.copy(PROJECT_DIR / "scripts" / "build-libvirt-box.sh", copy / "scripts")
+    for recipe in ("build-libvirt-box.sh", "box-common.sh"):   # the Vagrantfile hashes both
+        shutil.copy(PROJECT_DIR / "scripts" / recipe, copy / "scripts")
     text = (PROJECT_DIR / "Vagrantfile").read_text()
     (copy / "Vagrantfile").write_text(text.replace("vb.linked_clone = true", "vb.linked_clone = true\n        vb.no_such_setting = 1"))
     result = validate("virtualbox", tmp_path, copy)
