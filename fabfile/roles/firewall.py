@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..converge.steps import Action, Change, File, Packages, Service
 from ..core.errors import LabError
 from ..remote import facts as F
+from ..remote.connection import scaled
 from . import exporters
 from .base import Check, Inbound
 
@@ -128,11 +129,12 @@ def load_actions(content, persist=True):
     """Write the candidate, check it, arm the rollback, load it, then confirm over a new
     SSH connection (which disarms the rollback) and, with `persist`, keep it for boot."""
     stop = f"systemctl stop {ROLLBACK}.timer {ROLLBACK}.service 2>/dev/null"
+    rollback_s = round(scaled(ROLLBACK_AFTER_S))  # a starved TCG guest can take seconds to let SSH in
     arm_and_load = (
         f"set -e; {stop} || true; systemctl reset-failed {ROLLBACK}.timer {ROLLBACK}.service 2>/dev/null || true; "
         f"rm -f {ROLLED_BACK} {PENDING}; mkdir -p /var/lib/halab; "
         f"{{ printf 'table {TABLE}\\ndelete table {TABLE}\\n'; nft list table {TABLE} 2>/dev/null || true; }} > {PREVIOUS}; "
-        f"systemd-run --quiet --unit={ROLLBACK} --on-active={ROLLBACK_AFTER_S} --timer-property=AccuracySec=100ms "
+        f"systemd-run --quiet --unit={ROLLBACK} --on-active={rollback_s} --timer-property=AccuracySec=100ms "
         f"/bin/sh -c 'nft -f {PREVIOUS} && touch {ROLLED_BACK}'; "
         f"nft -f {CANDIDATE} || {{ {stop}; exit 1; }}; "
         f"{LISTING_HASH} > {PENDING}")
@@ -149,9 +151,9 @@ def load_actions(content, persist=True):
                shown=f"write {CANDIDATE}", stdin=content.encode()),
         Action(f"nft -c -f {CANDIDATE}", cleanup=f"rm -f {CANDIDATE}",
                failure=f"the ruleset is invalid; the firewall was left as it was.\n`nft -c -f {CANDIDATE}` said:"),
-        Action(arm_and_load, shown=f"arm the rollback ({ROLLBACK_AFTER_S} s), nft -f {CANDIDATE}", timeout=30),
+        Action(arm_and_load, shown=f"arm the rollback ({rollback_s} s), nft -f {CANDIDATE}", timeout=30),
         Action(confirm, shown="confirm over a new SSH connection", timeout=10, fresh_connection=True,
-               settle=ROLLBACK_AFTER_S + 1.5, diagnose=verdict,
+               settle=rollback_s + 1.5, diagnose=verdict,
                failure="the new ruleset cut SSH (a new SSH connection could not get in and confirm it);"),
     )
 

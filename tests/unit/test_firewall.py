@@ -162,6 +162,14 @@ def test_the_load_arms_the_rollback_before_it_loads_and_only_a_new_connection_ke
     assert "cut SSH" in confirm.failure
 
 
+def test_the_rollback_waits_longer_on_slow_guests(monkeypatch):
+    from fabfile.remote import connection
+    monkeypatch.setattr(connection, "_slowness", 8.0)   # libvirt under TCG
+    arm, confirm = FW.load_actions("x")[2:]
+    assert f"--on-active={FW.ROLLBACK_AFTER_S * 8}" in arm.command
+    assert confirm.settle > FW.ROLLBACK_AFTER_S * 8
+
+
 def test_a_students_ruleset_is_not_kept_for_boot_nor_recorded_as_the_labs():
     confirm = FW.load_actions("x", persist=False)[-1]
     assert f"mv -f {FW.CANDIDATE} {FW.RULESET}" not in confirm.command and FW.LOADED not in confirm.command
