@@ -4,12 +4,26 @@ import ipaddress
 import re
 import subprocess
 
+from ...core.errors import LabError
 from ...remote.connection import scan_host_key
 from ...remote.parallel import in_parallel
 from ..ownership import Survey
 
 SNAPSHOT_HEADER = re.compile(r"^==> ([\w-]+):\s*(.*)$")
 NO_SNAPSHOTS = "No snapshots have been taken yet!"
+
+
+def run_cli(program, args, *, options=(), timeout, fix, check=True):
+    """One bounded call of a provider's command-line tool. A hang or (with check) a failure
+    raises a LabError that names the command, `program args`, and the `fix`."""
+    shown = f"`{program} {' '.join(args)}`"
+    try:
+        result = subprocess.run([program, *options, *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{shown} did not answer within {timeout}s", fix) from None
+    if check and result.returncode != 0:
+        raise LabError(f"{shown} failed: {result.stderr.strip()}", fix)
+    return result
 
 
 def parse_snapshot_list(text):

@@ -14,7 +14,7 @@ from ...core.errors import LabError
 from ...remote.parallel import in_parallel
 from ..ownership import (CHECKOUT_LABEL, FOREIGN, LAB_LABEL, PATH_LABEL, UNKNOWN, Item, Survey, checkout_id,
                          checkout_path, owner_of)
-from .base import Provider
+from .base import Provider, run_cli
 from .docker_snapshots import SNAPSHOT_LABEL, DockerSnapshots
 
 BOX_SCRIPT = PROJECT_DIR / "scripts" / "build-docker-box.sh"
@@ -22,20 +22,13 @@ LABEL = LAB_LABEL
 
 
 DOCKER_TIMEOUT_S = 120
+DOCKER_FIX = "check the docker daemon: `invoke doctor`"
 HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"  # made at the container's first boot
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def docker(*args, check=True):
-    try:
-        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise LabError(f"`docker {' '.join(args)}` did not answer within {DOCKER_TIMEOUT_S}s",
-                       "check the docker daemon: `invoke doctor`") from None
-    if check and result.returncode != 0:
-        raise LabError(f"`docker {' '.join(args)}` failed: {result.stderr.strip()}",
-                       "check the docker daemon: `invoke doctor`")
-    return result
+    return run_cli("docker", args, timeout=DOCKER_TIMEOUT_S, fix=DOCKER_FIX, check=check)
 
 
 def cgroup_v1_host(root=CGROUP_ROOT):

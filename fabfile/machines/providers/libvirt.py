@@ -15,7 +15,7 @@ from ...core.config import PROJECT_DIR
 from ...core.console import say
 from ...core.errors import LabError
 from ..ownership import CHECKOUT_LABEL, MINE, PATH_LABEL, UNKNOWN, Item, Survey, checkout_id, owner_of
-from .base import Provider
+from .base import Provider, run_cli
 
 URI = "qemu:///system"
 SCRIPTS = PROJECT_DIR / "scripts"
@@ -26,6 +26,7 @@ TCG_EMULATOR = "/usr/local/libexec/halab/qemu-tcg"   # where the Vagrantfile poi
 STORAGE_POOL = "default"
 STORAGE_DIR = "/var/lib/libvirt/images"
 VIRSH_TIMEOUT_S = 60
+VIRSH_FIX = "check libvirtd: `invoke doctor`"
 PROBE_TIMEOUT_S = 300   # a KVM try (60 s) and a TCG boot (150 s at most), with margin
 TCG_SLOWNESS = 8
 STATES = {"running": "running", "shut off": "shutoff", "paused": "paused", "in shutdown": "stopping",
@@ -34,16 +35,7 @@ MARK = re.compile(r"(halab\.[\w-]+)=(\S+)")
 
 
 def virsh(*args, check=True, timeout=VIRSH_TIMEOUT_S):
-    try:
-        result = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True,
-                                timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise LabError(f"`virsh {' '.join(args)}` did not answer within {timeout}s",
-                       "check libvirtd: `invoke doctor`") from None
-    if check and result.returncode != 0:
-        raise LabError(f"`virsh {' '.join(args)}` failed: {result.stderr.strip()}",
-                       "check libvirtd: `invoke doctor`")
-    return result
+    return run_cli("virsh", args, options=("-q", "-c", URI), timeout=timeout, fix=VIRSH_FIX, check=check)
 
 
 def plugin_installed():
