@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from fabfile.checks.netsafety import ensure_local_route
+from fabfile.machines.providers.libvirt import STORAGE_POOL, box_name, ensure_storage_pool
 from tests.e2e.conftest import LIBVIRT_LAB_FILE, PROVIDERS, LabCLI, read_json
 
 pytestmark = [pytest.mark.e2e,
@@ -20,6 +21,8 @@ pytestmark = [pytest.mark.e2e,
 BOOT_S = 1800       # five VMs under TCG: about 4 min alone, more on a busy machine
 PROVISION_S = 1200
 DRILL_S = 900       # a halt or crash drill boots the balancer again
+# What vagrant-libvirt leaves in the pool when a new recipe replaces the box: `up` deletes it.
+STALE_BOX_IMAGE = "halab-libvirt-0000000e2e00_vagrant_box_image_0_0_box.img"
 
 
 def virsh(*args):
@@ -29,6 +32,9 @@ def virsh(*args):
 @pytest.fixture(scope="module")
 def vm_lab():
     cli = LabCLI(LIBVIRT_LAB_FILE, provider="libvirt")
+    ensure_storage_pool()
+    virsh("vol-create-as", STORAGE_POOL, STALE_BOX_IMAGE, "1M", "--format", "qcow2")
+    assert STALE_BOX_IMAGE in virsh("vol-list", STORAGE_POOL).stdout
     cli.invoke("up", "--provider", "libvirt", timeout=BOOT_S)
     yield cli
     cli.invoke("destroy", "--yes", check=False, timeout=600)
@@ -45,6 +51,13 @@ def domains(cli):
     return {line.split()[1]: line.split(None, 2)[2].strip()
             for line in virsh("list", "--all").stdout.splitlines() if line.strip()
             and line.split()[1].startswith(f"{cli.lab.name}-")}
+
+
+def test_up_deletes_the_image_of_a_replaced_box_and_keeps_the_one_in_use(vm_lab):
+    images = [line.split()[0] for line in virsh("vol-list", STORAGE_POOL).stdout.splitlines()
+              if "_vagrant_box_image_" in line]
+    assert STALE_BOX_IMAGE not in images
+    assert any(image.startswith(box_name() + "_") for image in images), images
 
 
 def test_up_boots_five_marked_domains_on_the_labs_own_network(vm_lab):

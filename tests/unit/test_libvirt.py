@@ -170,3 +170,44 @@ def test_ssh_timeouts_scale_with_the_providers_slowness(monkeypatch):
     monkeypatch.setattr(libvirt, "accelerator", lambda probe=True: "kvm")
     connection.set_slowness(libvirt.LIBVIRT.slowness())
     assert connection.scaled(30) == 30
+
+
+VOLUME_LIST = """\
+ halab-libvirt-3d0886705cd3_vagrant_box_image_0_1795472027_box.img   /pool/halab-libvirt-3d0886705cd3_vagrant_box_image_0_1795472027_box.img
+ halab-libvirt-6f39512b3577_vagrant_box_image_0_1795484596_box.img   /pool/halab-libvirt-6f39512b3577_vagrant_box_image_0_1795484596_box.img
+ halab-libvirt-0a0a0a0a0a0a_vagrant_box_image_0_1795400000_box.img   /pool/halab-libvirt-0a0a0a0a0a0a_vagrant_box_image_0_1795400000_box.img
+ other-vm.qcow2                                                      /pool/other-vm.qcow2
+ hvirt-lb1.img                                                       /pool/hvirt-lb1.img
+"""
+OVERLAY_XML = """<volume type='file'><name>hvirt-lb1.img</name>
+  <target><path>/pool/hvirt-lb1.img</path></target>
+  <backingStore><path>/pool/halab-libvirt-0a0a0a0a0a0a_vagrant_box_image_0_1795400000_box.img</path>
+    <format type='qcow2'/></backingStore></volume>"""
+
+
+def test_only_box_images_that_no_box_and_no_disk_needs_are_stale():
+    volumes = libvirt.parse_volume_list(VOLUME_LIST)
+    assert volumes["other-vm.qcow2"] == "/pool/other-vm.qcow2" and len(volumes) == 5
+    backing = {libvirt.backing_path(OVERLAY_XML), libvirt.backing_path("<volume><name>x</name></volume>")}
+    assert backing == {"/pool/halab-libvirt-0a0a0a0a0a0a_vagrant_box_image_0_1795400000_box.img", None}
+    current = "halab-libvirt-6f39512b3577"
+    stale = libvirt.stale_box_images(volumes, lambda box: box == current, backing)
+    assert stale == ["halab-libvirt-3d0886705cd3_vagrant_box_image_0_1795472027_box.img"]
+    assert libvirt.stale_box_images(volumes, lambda box: True, set()) == []
+
+
+def test_pruning_reads_volumes_only_when_an_image_looks_stale(monkeypatch):
+    calls = []
+
+    def virsh(*args, **kwargs):
+        calls.append(args[0])
+        out = {"vol-list": VOLUME_LIST, "vol-dumpxml": OVERLAY_XML if "hvirt-lb1.img" in args
+               else "<volume/>"}.get(args[0], "")
+        return SimpleNamespace(returncode=0, stdout=out, stderr="")
+    monkeypatch.setattr(libvirt, "virsh", virsh)
+    monkeypatch.setattr(libvirt, "box_added", lambda box: True)
+    assert libvirt.prune_box_images() == [] and calls == ["vol-list"]
+    calls.clear()
+    monkeypatch.setattr(libvirt, "box_added", lambda box: box == "halab-libvirt-6f39512b3577")
+    assert libvirt.prune_box_images() == ["halab-libvirt-3d0886705cd3_vagrant_box_image_0_1795472027_box.img"]
+    assert calls == ["vol-list", "vol-dumpxml", "vol-dumpxml", "vol-delete"]

@@ -32,6 +32,7 @@ TCG_SLOWNESS = 8
 STATES = {"running": "running", "shut off": "shutoff", "paused": "paused", "in shutdown": "stopping",
           "crashed": "shutoff", "pmsuspended": "suspended", "idle": "running", "blocked": "running"}
 MARK = re.compile(r"(halab\.[\w-]+)=(\S+)")
+BOX_IMAGE = re.compile(r"^(halab-libvirt-[0-9a-f]+)_vagrant_box_image_\S+$")  # vagrant-libvirt's name
 
 
 def virsh(*args, check=True, timeout=VIRSH_TIMEOUT_S):
@@ -59,9 +60,13 @@ def box_name():
                           check=True).stdout.strip()
 
 
-def box_built():
+def box_added(name):
     home = os.environ.get("VAGRANT_HOME", os.path.expanduser("~/.vagrant.d"))
-    return os.path.isdir(os.path.join(home, "boxes", box_name()))
+    return os.path.isdir(os.path.join(home, "boxes", name))
+
+
+def box_built():
+    return box_added(box_name())
 
 
 def build_box(echo):
@@ -99,6 +104,43 @@ def ensure_storage_pool():
     virsh("pool-start", STORAGE_POOL)
     virsh("pool-autostart", STORAGE_POOL)
     return True
+
+
+def parse_volume_list(text):
+    """{volume: path} from `virsh -q vol-list POOL`."""
+    return dict(line.split(None, 1) for line in text.splitlines() if len(line.split(None, 1)) == 2)
+
+
+def backing_path(volume_xml):
+    """The file a volume is an overlay of, or None."""
+    path = ElementTree.fromstring(volume_xml).find("backingStore/path")
+    return None if path is None else path.text
+
+
+def stale_box_images(volumes, box_present, backing_paths):
+    """The pool's copies of the lab's boxes that nothing needs any more: vagrant-libvirt
+    uploads a box's disk into the pool at its first use and leaves it there when the box is
+    removed (a new recipe removes the old box). Kept while their box is still added or a
+    disk in the pool is an overlay of them."""
+    stale = []
+    for volume, path in volumes.items():
+        image = BOX_IMAGE.match(volume)
+        if image and not box_present(image.group(1)) and path not in backing_paths:
+            stale.append(volume)
+    return sorted(stale)
+
+
+def prune_box_images():
+    """Delete the stale box images (see stale_box_images); the volumes deleted."""
+    volumes = parse_volume_list(virsh("vol-list", STORAGE_POOL).stdout)
+    if not stale_box_images(volumes, box_added, backing_paths=set()):
+        return []   # the usual case: one vol-list, no volume read
+    backing = {backing_path(virsh("vol-dumpxml", "--pool", STORAGE_POOL, volume).stdout)
+               for volume in volumes if not BOX_IMAGE.match(volume)}
+    stale = stale_box_images(volumes, box_added, backing)
+    for volume in stale:
+        virsh("vol-delete", "--pool", STORAGE_POOL, volume)
+    return stale
 
 
 def domain_name(lab, host):
@@ -297,6 +339,9 @@ class LibvirtProvider(Provider):
             say("libvirt", f"installed QEMU's TCG wrapper as {TCG_EMULATOR}")
         if ensure_storage_pool():
             say("libvirt", f"created the storage pool {STORAGE_POOL} ({STORAGE_DIR})")
+        for volume in prune_box_images():
+            say("libvirt", f"deleted {volume} from the pool {STORAGE_POOL}: the image of a box "
+                "that a newer recipe replaced, and no disk uses it")
 
     def states(self, machines):
         return machine_states(machines.lab, machines.machines_dir)
