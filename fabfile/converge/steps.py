@@ -10,6 +10,9 @@ from ..remote import facts as F
 
 APT_ENV = "DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a"
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
+# How long an install waits for dpkg's lock: an install cut short by Ctrl-C goes on on the
+# guest without us, and the next provision must wait for it rather than fail on its lock.
+DPKG_LOCK_WAIT_S = 120
 LOADED_DIR = "/var/lib/halab/loaded"  # what each service last (re)loaded, as hashes
 
 
@@ -78,11 +81,15 @@ class Packages(Step):
         # policy-rc.d: the packages' services are not started with their default
         # configuration; the role's Service steps start them once configured.
         # force-unsafe-io: dpkg skips its fsync()s, as in image builds. An install cut
-        # short leaves dpkg "interrupted": `dpkg --configure -a` finishes it first.
+        # short leaves dpkg "interrupted": `dpkg --configure -a` finishes it first. dpkg
+        # cannot wait for its lock, apt can: `apt-get check` is the bounded wait (it fails,
+        # after the wait, while dpkg is interrupted; dpkg's own run then says what is wrong).
+        lock_wait = f"-o DPkg::Lock::Timeout={DPKG_LOCK_WAIT_S}"
         actions.append(Action(
             f"printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D}; "
+            f"{APT_ENV} apt-get -q {lock_wait} check >/dev/null 2>&1; "
             f"{APT_ENV} dpkg --configure -a --force-confold && "
-            f"{APT_ENV} apt-get install -y -q --no-install-recommends "
+            f"{APT_ENV} apt-get install -y -q --no-install-recommends {lock_wait} "
             f"-o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io "
             f"{' '.join(missing)}; rc=$?; rm -f {POLICY_RC_D}; exit $rc",
             shown=f"apt-get install {' '.join(missing)}", timeout=900,

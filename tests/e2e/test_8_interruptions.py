@@ -141,6 +141,23 @@ def test_an_interrupted_package_install_is_finished_by_the_next_provision(lab_cl
                 "--hosts", "app1")
 
 
+# What an install cut short by Ctrl-C leaves on the guest: apt-get goes on without us and
+# holds dpkg's lock for a while (here for 8 s, by a stand-in that says when it holds it).
+HOLD_DPKG_LOCK = ("import fcntl, pathlib, time; f = open('/var/lib/dpkg/lock-frontend', 'w'); "
+                  "fcntl.lockf(f, fcntl.LOCK_EX); pathlib.Path('/run/halab-test-locked').touch(); time.sleep(8)")
+
+
+def test_the_next_provision_waits_for_an_install_a_ctrl_c_left_running(lab_cli, provisioned):
+    lab_cli.run("sudo apt-get remove -y -q default-mysql-client >/dev/null 2>&1 && sudo rm -f /run/halab-test-locked && "
+                f"sudo systemd-run --quiet --collect --unit=halab-test-dpkg-lock python3 -c \"{HOLD_DPKG_LOCK}\" && "
+                "for i in $(seq 50); do [ -e /run/halab-test-locked ] && exit 0; sleep 0.1; done; exit 1",
+                "--hosts", "app1")
+    out = lab_cli.invoke("provision", "--hosts", "app1").stdout
+    assert "changed      packages" in out, out
+    lab_cli.run("dpkg-query -W -f='${db:Status-Status}' default-mysql-client | grep -qx installed",
+                "--hosts", "app1")
+
+
 def test_ctrl_c_stops_a_provision_that_waits_on_a_frozen_host_within_two_seconds(lab_cli, provisioned):
     pauser = docker_pause(lab_cli, "db1", 0)
     pauser.wait(timeout=30)
