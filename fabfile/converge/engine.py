@@ -11,7 +11,7 @@ from invoke.exceptions import CommandTimedOut
 from ..core.console import say
 from ..core.errors import LabError, step_failed
 from ..remote import facts as F
-from ..remote.connection import InputResult
+from ..remote.connection import InputResult, failure_text
 from .steps import Await
 
 FRESH_CONNECT_TIMEOUT_S = 3  # a new SSH connection on a LAN: well under a second
@@ -140,7 +140,7 @@ def converge(run, steps, extra_facts=()):
         run.failure = f"no answer within {exc.timeout:.0f}s (is the host frozen?)"
         say(run.name, f"FAILED       {run.failure}")
     except Exception as exc:  # SSH dropped, host gone: say which host and why
-        run.failure = f"{type(exc).__name__}: {exc}"
+        run.failure = failure_text(exc)
         say(run.name, f"FAILED       {run.failure}")
     run.seconds = time.monotonic() - started
     return run

@@ -176,6 +176,20 @@ class LabConnection(Connection):
             channel.close()
 
 
+# What a host that is stopped, killed or cut off raises: at connect, or when it drops.
+UNREACHABLE = (TimeoutError, ConnectionError, paramiko.ssh_exception.NoValidConnectionsError)
+
+
+def failure_text(exc):
+    """How an exception reads as a host's failure; one that says SSH could not reach the
+    host, or lost it, also says what to do."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, UNREACHABLE):
+        return (f"SSH could not reach the host or lost it ({text}): is it running? "
+                "`invoke status` tells, `invoke up` starts it")
+    return text
+
+
 def parse_host_key(line):
     """A paramiko key from "keytype base64 [comment]" (a .pub file or a known-hosts entry)."""
     fields = line.split()

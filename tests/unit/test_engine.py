@@ -424,3 +424,11 @@ def test_excerpt_numbers_the_lines_around_and_marks_the_one():
     assert excerpt(source, 3) == "     1 | one\n     2 | two\n>    3 | three\n     4 | four\n     5 | five"
     assert excerpt(source, 1) == ">    1 | one\n     2 | two\n     3 | three"
     assert excerpt(source, 6, around=1) == "     5 | five\n>    6 | six"
+
+
+def test_a_host_ssh_cannot_reach_or_lost_is_a_failure_that_says_what_to_do():
+    for gone in (TimeoutError("timed out"), ConnectionResetError("Connection reset by peer")):
+        connection = FakeConnection({"user:halab": ""}, script=[("useradd", gone, 0)])
+        run = converge(host_run(connection), [S.User("halab", "/")])
+        assert run.failure.startswith(f"SSH could not reach the host or lost it ({type(gone).__name__}: ")
+        assert "`invoke up` starts it" in run.failure
